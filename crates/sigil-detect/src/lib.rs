@@ -1,0 +1,1 @@
+//! Probes of the host's TEE capabilities (SGX, TDX, SEV-SNP) and the advice that follows.

@@ -1,0 +1,1 @@
+//! sigil-init: the launcher inside a converted image (evidence, attestation, configuration, exec).

@@ -1,0 +1,1 @@
+//! Sigil's session (policy) language: parsing, validation, canonical hashing and secret placeholders.
