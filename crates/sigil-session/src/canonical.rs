@@ -126,7 +126,10 @@ fn rule(r: &AttestationRule) -> Value {
     obj([
         ("mrenclave", opt_hex(&r.mrenclave)),
         ("mrsigner", opt_hex(&r.mrsigner)),
-        ("isvprodid", r.isvprodid.map_or(Value::Null, |v| Value::Int(v.into()))),
+        (
+            "isvprodid",
+            r.isvprodid.map_or(Value::Null, |v| Value::Int(v.into())),
+        ),
         // No minimum and a minimum of 0 mean the same.
         ("isvsvn_min", Value::Int(r.isvsvn_min.unwrap_or(0).into())),
         ("mrtd", opt_hex(&r.mrtd)),
@@ -142,7 +145,10 @@ fn rule(r: &AttestationRule) -> Value {
 fn service(sv: &Service) -> Value {
     obj([
         ("name", s(&sv.name)),
-        ("command", Value::Arr(sv.command.iter().map(|a| s(a)).collect())),
+        (
+            "command",
+            Value::Arr(sv.command.iter().map(|a| s(a)).collect()),
+        ),
         (
             "environment",
             Value::Map(
@@ -154,7 +160,10 @@ fn service(sv: &Service) -> Value {
         ),
         ("pwd", opt_s(&sv.pwd)),
         ("image_name", opt_s(&sv.image_name)),
-        ("attestation", sorted(sv.attestation.iter().map(rule).collect())),
+        (
+            "attestation",
+            sorted(sv.attestation.iter().map(rule).collect()),
+        ),
     ])
 }
 
@@ -216,7 +225,10 @@ fn secret(sec: &Secret) -> Value {
 fn volume(v: &Volume) -> Value {
     obj([
         ("name", s(&v.name)),
-        ("key", v.key.as_ref().map_or(Value::Null, |k| hexv(k.expose()))),
+        (
+            "key",
+            v.key.as_ref().map_or(Value::Null, |k| hexv(k.expose())),
+        ),
         ("tag", opt_hex(&v.tag)),
     ])
 }
@@ -263,9 +275,18 @@ pub fn canonical_json(session: &Session) -> Vec<u8> {
                 .predecessor
                 .map_or(Value::Null, |h| Value::Str(h.to_string())),
         ),
-        ("services", sorted(session.services.iter().map(service).collect())),
-        ("secrets", sorted(session.secrets.iter().map(secret).collect())),
-        ("volumes", sorted(session.volumes.iter().map(volume).collect())),
+        (
+            "services",
+            sorted(session.services.iter().map(service).collect()),
+        ),
+        (
+            "secrets",
+            sorted(session.secrets.iter().map(secret).collect()),
+        ),
+        (
+            "volumes",
+            sorted(session.volumes.iter().map(volume).collect()),
+        ),
         ("images", sorted(session.images.iter().map(image).collect())),
         (
             "access_policy",

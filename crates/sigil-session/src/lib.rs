@@ -10,9 +10,13 @@ mod canonical;
 mod emit;
 mod error;
 mod model;
+mod parse;
 pub mod placeholder;
-#[allow(dead_code)]
+mod validate;
 mod yaml;
+
+pub use validate::{MAX_EXPLICIT_VALUE, MAX_INJECTION_CONTENT, MAX_RANDOM_SIZE};
+pub use yaml::{MAX_DEPTH, MAX_DOCUMENT_BYTES, MAX_NODES};
 
 pub use canonical::HASH_DOMAIN;
 pub use emit::REDACTED;
@@ -20,15 +24,52 @@ pub use error::{ParseError, ParseErrors};
 pub use model::*;
 
 impl Session {
-    /// Parses and validates a session document, reporting all errors.
+    /// Parses and validates a session document: YAML syntax, schema (types,
+    /// required and unknown keys) and semantic checks. On failure returns
+    /// every error found (up to 200), in document order, each with its field
+    /// path and line:column.
     pub fn parse(yaml: &str) -> Result<Session, ParseErrors> {
-        let _ = yaml;
-        Err(ParseErrors(vec![ParseError {
-            path: String::new(),
-            line: 0,
-            column: 0,
-            message: "parser not implemented yet".into(),
-        }]))
+        let (root, yaml_errors) = yaml::load(yaml);
+        let mut cx = parse::Cx::new();
+        for e in yaml_errors {
+            cx.err("", e.pos, e.message);
+        }
+        let Some(root) = root else {
+            if cx.errors.is_empty() {
+                cx.err("", yaml::Pos { line: 1, column: 1 }, "document is empty");
+            }
+            return Err(finish(cx.errors));
+        };
+        let session = parse::session(&mut cx, &root);
+        let conversion_errors = cx.errors.len();
+        if let Some(s) = &session {
+            validate::validate(&mut cx, s);
+        }
+        // A value that could not be read is reported once: drop validation
+        // errors about the same field (or a field around or inside it).
+        let (conv, val) = cx.errors.split_at(conversion_errors);
+        let mut errors = conv.to_vec();
+        errors.extend(
+            val.iter()
+                .filter(|v| !conv.iter().any(|c| paths_related(&c.path, &v.path)))
+                .cloned(),
+        );
+        match session {
+            Some(s) if errors.is_empty() => Ok(s),
+            _ => Err(finish(errors)),
+        }
+    }
+
+    /// Runs the semantic checks of [`Session::parse`] on a session built in
+    /// code. Errors carry field paths; line and column are 0.
+    pub fn validate(&self) -> Result<(), ParseErrors> {
+        let mut cx = parse::Cx::new();
+        validate::validate(&mut cx, self);
+        if cx.errors.is_empty() {
+            Ok(())
+        } else {
+            Err(finish(cx.errors))
+        }
     }
 
     /// SHA-256 over the canonical form (see `docs/session-language.md`).
@@ -52,4 +93,30 @@ impl Session {
     pub fn to_yaml_redacted(&self) -> String {
         emit::to_yaml(self, true)
     }
+}
+
+/// Is one path equal to, or a prefix (at a field boundary) of, the other?
+fn paths_related(a: &str, b: &str) -> bool {
+    let (short, long) = if a.len() <= b.len() { (a, b) } else { (b, a) };
+    long.starts_with(short)
+        && (short.len() == long.len()
+            || short.is_empty()
+            || matches!(long.as_bytes()[short.len()], b'.' | b'['))
+}
+
+/// Sorts errors into document order and caps their number.
+fn finish(mut errors: Vec<ParseError>) -> ParseErrors {
+    // Errors without a position (line 0) go last; stable keeps their order.
+    errors.sort_by_key(|e| (e.line == 0, e.line, e.column));
+    if errors.len() > parse::MAX_ERRORS {
+        let more = errors.len() - parse::MAX_ERRORS;
+        errors.truncate(parse::MAX_ERRORS);
+        errors.push(ParseError {
+            path: String::new(),
+            line: 0,
+            column: 0,
+            message: format!("... and {more} more errors"),
+        });
+    }
+    ParseErrors(errors)
 }

@@ -126,7 +126,7 @@ impl<'de> serde::Deserialize<'de> for SessionHash {
 /// A validated session name: `/`-separated segments of `[A-Za-z0-9_.~-]{1,128}`,
 /// at most 255 characters, no `.` or `..` segment.
 #[derive(Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct SessionName(String);
+pub struct SessionName(pub(crate) String);
 
 /// Why a session name was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -166,7 +166,9 @@ impl FromStr for SessionName {
                 ));
             }
             if seg == "." || seg == ".." {
-                return Err(InvalidSessionName("'.' and '..' are not allowed as segments"));
+                return Err(InvalidSessionName(
+                    "'.' and '..' are not allowed as segments",
+                ));
             }
             if !seg.bytes().all(is_session_name_byte) {
                 return Err(InvalidSessionName(

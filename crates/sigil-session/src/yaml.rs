@@ -34,7 +34,10 @@ impl Pos {
 pub enum Kind {
     /// A scalar; `plain` is true for unquoted scalars (which may be null,
     /// booleans or numbers).
-    Scalar { value: String, plain: bool },
+    Scalar {
+        value: String,
+        plain: bool,
+    },
     Seq(Vec<Node>),
     Map(Vec<(Node, Node)>),
     /// Placeholder for something refused (alias); an error was recorded.
