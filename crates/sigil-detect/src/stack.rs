@@ -73,9 +73,21 @@ pub struct PccsReport {
     pub use_secure_cert: Option<bool>,
 }
 
+/// Inside a Gramine SGX enclave: its `/dev/attestation` pseudo-files.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GramineEnclave {
+    /// Contents of `/dev/attestation/attestation_type` (`none`, `epid`, `dcap`).
+    pub attestation_type: String,
+    /// `/dev/attestation/quote` exists.
+    pub quote: bool,
+}
+
 /// Everything around the driver that DCAP quoting and verification need.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct StackReport {
+    /// Set when this process runs inside a Gramine SGX enclave (Gramine
+    /// hides the host's SGX devices and offers `/dev/attestation` instead).
+    pub gramine_enclave: Option<GramineEnclave>,
     /// AESM socket.
     pub aesm: AesmReport,
     /// Paths of the quote provider library found.
@@ -105,6 +117,7 @@ pub fn probe(root: &Path, live: bool) -> StackReport {
         }
     }
     StackReport {
+        gramine_enclave: probe_gramine_enclave(root),
         aesm,
         quote_provider: find_libs(root, QPL_NAMES),
         quote_library: find_libs(root, QL_NAMES),
@@ -115,6 +128,20 @@ pub fn probe(root: &Path, live: bool) -> StackReport {
             .map(|b| b.to_string())
             .collect(),
     }
+}
+
+fn probe_gramine_enclave(root: &Path) -> Option<GramineEnclave> {
+    let t = read_capped(&under(root, "/dev/attestation/attestation_type"), 64)?;
+    let t: String = t
+        .trim()
+        .chars()
+        .filter(|c| c.is_ascii_alphanumeric() || *c == '_')
+        .take(16)
+        .collect();
+    Some(GramineEnclave {
+        attestation_type: t,
+        quote: under(root, "/dev/attestation/quote").exists(),
+    })
 }
 
 fn find_libs(root: &Path, names: &[&str]) -> Vec<String> {

@@ -6,8 +6,8 @@
 use serde::{Deserialize, Serialize};
 
 use crate::devices::{DeviceReport, FileKind};
-use crate::guest::{SEV_GUEST_DEV, TDX_GUEST_DEV};
-use crate::Report;
+use crate::guest::TSM_REPORT_DIR as TSM;
+use crate::{stack, Report};
 
 /// Exit code: hardware attestation is possible.
 pub const EXIT_HW: i32 = 0;
@@ -108,13 +108,17 @@ pub enum AdviceId {
     SgxDeviceMissing,
     /// Container without the SGX device nodes.
     SgxDeviceNotPassedIn,
-    /// Enclave usable but no provision device and no AESM.
+    /// Host without /dev/sgx_provision (aesmd needs it).
     SgxProvisionMissing,
-    /// Provision device missing but AESM does the quoting.
+    /// Container without /dev/sgx_provision; the host's AESM quotes.
     SgxProvisionViaAesm,
+    /// No reachable AESM socket (Gramine quotes through aesmd).
+    SgxAesmMissing,
+    /// Inside a Gramine enclave whose attestation type is not DCAP.
+    SgxGramineNotDcap,
     /// The pod's declared SGX resources lack enclave or provision.
     SgxPodResourcesIncomplete,
-    /// No DCAP quote provider library and no AESM.
+    /// No DCAP quote provider library on the host.
     SgxQuoteProviderMissing,
     /// No usable PCCS URL configured.
     SgxPccsNotConfigured,
@@ -128,14 +132,16 @@ pub enum AdviceId {
     DeviceCgroupDenied,
     /// A real open failed.
     DeviceOpenFailed,
-    /// TDX guest without /dev/tdx_guest or a configfs-tsm provider.
-    TdxNoInterface,
-    /// TDX guest container without the device.
-    TdxDeviceNotPassedIn,
-    /// SNP guest without /dev/sev-guest or a configfs-tsm provider.
-    SnpNoInterface,
-    /// SNP guest container without the device.
-    SnpDeviceNotPassedIn,
+    /// TDX guest without a configfs-tsm `tdx_guest` provider.
+    TdxNoTsm,
+    /// Container in a TDX guest without configfs-tsm.
+    TdxTsmNotPassedIn,
+    /// SEV-SNP guest without a configfs-tsm `sev_guest` provider.
+    SnpNoTsm,
+    /// Container in an SEV-SNP guest without configfs-tsm.
+    SnpTsmNotPassedIn,
+    /// configfs-tsm present but this user cannot create reports.
+    TsmNeedsRoot,
     /// SEV-SNP host: attestation happens inside an SNP guest.
     SevSnpHostOnly,
     /// SEV or SEV-ES without SNP.
@@ -407,11 +413,12 @@ fn sgx_docker_flags(r: &Report) -> Vec<String> {
     let prov = first_existing(&r.sgx_devices, &SGX_PROVISION)
         .map(|d| d.path.clone())
         .unwrap_or_else(|| SGX_PROVISION[0].into());
-    let mut v = vec![format!("--device={enc}"), format!("--device={prov}")];
-    if r.stack.aesm.socket.is_some() {
-        v.push("--volume=/var/run/aesmd:/var/run/aesmd".into());
-    }
-    v
+    // Gramine inside the image asks the host's aesmd for quotes.
+    vec![
+        format!("--device={enc}"),
+        format!("--device={prov}"),
+        "--volume=/var/run/aesmd:/var/run/aesmd".into(),
+    ]
 }
 
 fn sgx_k8s_lines() -> Vec<String> {
@@ -421,6 +428,10 @@ fn sgx_k8s_lines() -> Vec<String> {
         format!("    sgx.intel.com/epc: \"{DEFAULT_EPC_REQUEST}\""),
         "    sgx.intel.com/enclave: 1".into(),
         "    sgx.intel.com/provision: 1".into(),
+        "volumeMounts:".into(),
+        "  - name: aesmd".into(),
+        "    mountPath: /var/run/aesmd".into(),
+        "# and in the pod: volumes: [{name: aesmd, hostPath: {path: /var/run/aesmd}}]".into(),
     ]
 }
 
@@ -428,7 +439,7 @@ fn sgx_runtime_fix(r: &Report) -> String {
     if r.container.kubernetes {
         format!(
             "request the devices from the Intel SGX device plugin in the container spec: {}",
-            sgx_k8s_lines()[2..]
+            sgx_k8s_lines()[2..5]
                 .iter()
                 .map(|l| l.trim())
                 .collect::<Vec<_>>()
@@ -456,6 +467,33 @@ fn assess_sgx(r: &Report, out: &mut Out) -> Assessment {
         present: false,
         ready: false,
     };
+
+    // Inside a Gramine enclave the host's devices are hidden and
+    // /dev/attestation is the whole interface.
+    if let Some(g) = &r.stack.gramine_enclave {
+        if g.attestation_type == "dcap" && g.quote {
+            return Assessment {
+                present: true,
+                ready: true,
+            };
+        }
+        out.push(
+            AdviceId::SgxGramineNotDcap,
+            Tee::Sgx,
+            Severity::Blocking,
+            Some("/dev/attestation/attestation_type"),
+            format!(
+                "inside a Gramine enclave with attestation type `{}`{}",
+                g.attestation_type,
+                if g.quote { "" } else { " and no /dev/attestation/quote" }
+            ),
+            "set `sgx.remote_attestation = \"dcap\"` in the Gramine manifest (Sigil's converter does) and re-sign".into(),
+        );
+        return Assessment {
+            present: true,
+            ready: false,
+        };
+    }
 
     if cpu_says_no && !any_dev {
         if cpu.is_intel() && cpu.hypervisor {
@@ -601,35 +639,40 @@ fn assess_sgx(r: &Report, out: &mut Out) -> Assessment {
         }
     }
 
-    let aesm = r.stack.aesm.socket.is_some() && r.stack.aesm.connect_ok != Some(false);
+    let in_ct = r.container.in_container;
     if enclave.is_some() {
         match provision {
-            None if aesm => out.push(
+            None if in_ct => out.push(
                 AdviceId::SgxProvisionViaAesm,
                 Tee::Sgx,
                 Severity::Info,
                 Some(SGX_PROVISION[0]),
-                "no provision device here; quotes will come from AESM over its socket".into(),
-                "nothing to do while AESM serves quotes; for in-process DCAP quoting also pass /dev/sgx_provision".into(),
+                "no /dev/sgx_provision in this container: fine while the host's AESM does the quoting".into(),
+                "nothing to do; pass it anyway (`--device=/dev/sgx_provision`) for in-process DCAP quoting".into(),
             ),
             None => out.push(
                 AdviceId::SgxProvisionMissing,
                 Tee::Sgx,
                 Severity::Blocking,
                 Some(SGX_PROVISION[0]),
-                "no /dev/sgx_provision and no AESM socket: the quoting enclaves cannot get the platform's provisioning key".into(),
-                if r.container.in_container {
-                    sgx_runtime_fix(r)
-                } else {
-                    "use the in-kernel driver of Linux 5.11+ (it creates /dev/sgx_provision) or install sgx-aesm-service".into()
-                },
+                "no /dev/sgx_provision: AESM's provisioning and quoting enclaves cannot get the platform's provisioning key".into(),
+                "use the in-kernel driver of Linux 5.11+, which creates /dev/sgx_provision, and give the aesmd user access (group sgx_prv)".into(),
             ),
-            Some(p) => {
-                let sev = if aesm { Severity::Warning } else { Severity::Blocking };
-                check_device(r, p, Tee::Sgx, sev, out);
+            // In a container a broken provision node only matters for
+            // in-process quoting; on the host only aesmd opens it, so this
+            // user's permissions are irrelevant, but its type is not.
+            Some(p) if in_ct => {
+                check_device(r, p, Tee::Sgx, Severity::Warning, out);
             }
+            Some(p) if p.kind != FileKind::CharDevice => {
+                check_device(r, p, Tee::Sgx, Severity::Blocking, out);
+            }
+            Some(_) => {}
         }
-        stack_advice(r, aesm, out);
+        aesm_advice(r, out);
+        if !in_ct {
+            stack_advice(r, out);
+        }
     }
 
     if let Some(res) = &r.container.sgx_resources {
@@ -665,21 +708,56 @@ fn assess_sgx(r: &Report, out: &mut Out) -> Assessment {
     }
 }
 
-fn stack_advice(r: &Report, aesm: bool, out: &mut Out) {
+/// AESM serves Gramine's quotes (Sigil's SGX evidence path), so its socket
+/// must be reachable where the workload runs.
+fn aesm_advice(r: &Report, out: &mut Out) {
+    let a = &r.stack.aesm;
+    let c = &r.container;
+    let (problem, fix) = match (&a.socket, a.connect_ok) {
+        (Some(_), Some(true)) | (Some(_), None) => return,
+        (Some(p), Some(false)) => (
+            format!("the AESM socket {p} exists but nothing answers on it"),
+            if c.in_container {
+                "start aesmd on the host (`sudo systemctl restart aesmd`); the socket mounted here is stale".to_string()
+            } else {
+                "restart aesmd: `sudo systemctl restart aesmd`, then `journalctl -u aesmd`"
+                    .to_string()
+            },
+        ),
+        (None, _) => (
+            "no AESM socket (/var/run/aesmd/aesm.socket): Gramine gets SGX quotes from aesmd"
+                .to_string(),
+            if c.kubernetes {
+                "mount the host's /var/run/aesmd into the pod (hostPath volume, see below) and run aesmd on every SGX node".to_string()
+            } else if c.in_container {
+                "start the container with `--volume=/var/run/aesmd:/var/run/aesmd` and run aesmd on the host".to_string()
+            } else {
+                "install and start AESM with the DCAP plugins: `sudo apt install sgx-aesm-service libsgx-aesm-ecdsa-plugin libsgx-aesm-pce-plugin libsgx-dcap-default-qpl && sudo systemctl enable --now aesmd`".to_string()
+            },
+        ),
+    };
+    out.push(
+        AdviceId::SgxAesmMissing,
+        Tee::Sgx,
+        Severity::Blocking,
+        Some(stack::AESM_SOCKETS[0]),
+        problem,
+        fix,
+    );
+}
+
+/// The host-side quoting configuration, read by aesmd's ECDSA plugin.
+fn stack_advice(r: &Report, out: &mut Out) {
     let s = &r.stack;
-    if !aesm && s.quote_provider.is_empty() {
+    if s.quote_provider.is_empty() {
         out.push(
             AdviceId::SgxQuoteProviderMissing,
             Tee::Sgx,
             Severity::Warning,
             None,
-            "no DCAP quote provider library (libdcap_quoteprov.so.1) and no AESM socket here".into(),
-            "install Intel's libsgx-dcap-default-qpl (or Azure's az-dcap-client) here or in the image; Sigil images that bring their own can ignore this".into(),
+            "no DCAP quote provider library (libdcap_quoteprov.so.1): aesmd cannot fetch PCK certificates for ECDSA quotes".into(),
+            "install Intel's libsgx-dcap-default-qpl (or Azure's az-dcap-client on Azure) and restart aesmd".into(),
         );
-    }
-    if s.quote_provider.is_empty() && !s.pccs.present {
-        // Without a QPL here the PCCS config is the image's business.
-        return;
     }
     if !s.pccs.present || s.pccs.url.is_none() {
         out.push(
@@ -714,10 +792,29 @@ fn stack_advice(r: &Report, aesm: bool, out: &mut Out) {
     }
 }
 
+/// TDX and SEV-SNP evidence reaches Sigil's launcher through configfs-tsm
+/// (Linux 6.7+), so that is what makes a guest ready; the /dev nodes are
+/// reported because they show the driver is loaded.
 fn assess_guest(r: &Report, tee: Tee, out: &mut Out) -> Assessment {
-    let (dev, provider, flag) = match tee {
-        Tee::Tdx => (&r.guest.tdx_guest, "tdx_guest", "tdx_guest"),
-        _ => (&r.guest.sev_guest, "sev_guest", "sev_snp"),
+    let (dev, provider, flag, module, name, id_none, id_ct) = match tee {
+        Tee::Tdx => (
+            &r.guest.tdx_guest,
+            "tdx_guest",
+            "tdx_guest",
+            "tdx_guest",
+            "TDX",
+            AdviceId::TdxNoTsm,
+            AdviceId::TdxTsmNotPassedIn,
+        ),
+        _ => (
+            &r.guest.sev_guest,
+            "sev_guest",
+            "sev_snp",
+            "sev-guest",
+            "SEV-SNP",
+            AdviceId::SnpNoTsm,
+            AdviceId::SnpTsmNotPassedIn,
+        ),
     };
     let tsm = &r.guest.tsm;
     let kernel_flag = r.kernel.flag(flag) == Some(true);
@@ -727,76 +824,87 @@ fn assess_guest(r: &Report, tee: Tee, out: &mut Out) -> Assessment {
         // On an SNP host the flag is set too; only a VM's flag means a guest.
         _ => kernel_flag && in_vm,
     };
-    let present = guest_signal || dev.exists() || tsm.providers.iter().any(|p| p == provider);
+    let named = tsm.providers.iter().any(|p| p == provider);
+    let present = guest_signal || dev.exists() || named;
     if !present {
         return Assessment {
             present: false,
             ready: false,
         };
     }
-    if dev.kind == FileKind::CharDevice && !check_device(r, dev, tee, Severity::Blocking, out)
-        || tsm.usable_provider(provider)
-    {
-        // A usable TSM provider makes device problems irrelevant.
-        out.advice
-            .retain(|a| !(a.tee == tee && a.severity == Severity::Blocking));
+    // A report directory whose provider could not be read (no live probe)
+    // still serves this guest when nothing else says otherwise.
+    let tsm_serves = named || (tsm.providers.is_empty() && (guest_signal || dev.exists()));
+    if tsm.report_dir && tsm_serves && tsm.writable {
         return Assessment {
             present: true,
             ready: true,
         };
     }
-    if dev.exists() && dev.kind != FileKind::CharDevice {
-        check_device(r, dev, tee, Severity::Blocking, out);
-    } else if !dev.exists() {
-        let (id_np, id_none, module, path) = match tee {
-            Tee::Tdx => (
-                AdviceId::TdxDeviceNotPassedIn,
-                AdviceId::TdxNoInterface,
-                "tdx_guest",
-                TDX_GUEST_DEV,
+    let c = &r.container;
+    let (id, problem, fix) = if tsm.report_dir && tsm_serves {
+        (
+            AdviceId::TsmNeedsRoot,
+            format!(
+                "configfs-tsm ({TSM}) is present but this user (uid {}) cannot create reports",
+                r.user.uid
             ),
-            _ => (
-                AdviceId::SnpDeviceNotPassedIn,
-                AdviceId::SnpNoInterface,
-                "sev-guest",
-                SEV_GUEST_DEV,
-            ),
-        };
-        let name = if tee == Tee::Tdx { "TDX" } else { "SEV-SNP" };
-        if r.container.in_container {
-            out.push(
-                id_np,
-                tee,
-                Severity::Blocking,
-                Some(path),
-                format!("this container runs in a {name} guest but has no {path}"),
-                if r.container.kubernetes {
-                    format!("expose {path} to the pod (a device plugin such as generic-device-plugin, or a confidential runtime class such as Kata/CoCo)")
-                } else {
-                    format!("start the container with `--device={path}`")
-                },
-            );
-        } else {
-            let tsm_hint = if !tsm.configfs_present {
-                "; for configfs-tsm (Linux 6.7+) also `sudo mount -t configfs none /sys/kernel/config`"
-            } else if tsm.report_dir && !tsm.writable {
-                "; configfs-tsm is present but needs root"
+            "run the launcher as root (creating a TSM report is mkdir in configfs, root-only)"
+                .to_string(),
+        )
+    } else if c.in_container {
+        (
+            id_ct,
+            format!("this container runs in a {name} guest but has no configfs-tsm ({TSM})"),
+            if c.kubernetes {
+                "mount the node's /sys/kernel/config into the pod (hostPath volume) and run the container as root, or use a confidential runtime class (Kata/CoCo) that provides it".to_string()
             } else {
-                ""
-            };
-            out.push(
-                id_none,
-                tee,
-                Severity::Blocking,
-                Some(path),
-                format!("this is a {name} guest but neither {path} nor a configfs-tsm `{provider}` provider is available"),
-                format!("load the guest driver: `sudo modprobe {module}`{tsm_hint}"),
-            );
-        }
-    }
+                "start the container with `--volume=/sys/kernel/config:/sys/kernel/config` as root"
+                    .to_string()
+            },
+        )
+    } else if r.kernel.at_least(6, 7) == Some(false) {
+        (
+            id_none,
+            format!(
+                "kernel {} predates configfs-tsm (Linux 6.7), through which Sigil reads {name} evidence",
+                r.kernel.release.as_deref().unwrap_or("?")
+            ),
+            "upgrade the guest kernel to 6.7 or later (e.g. Ubuntu 24.04 / RHEL 9.5 confidential-VM images)".to_string(),
+        )
+    } else if !tsm.configfs_present {
+        (
+            id_none,
+            format!("this is a {name} guest but configfs is not mounted (no /sys/kernel/config)"),
+            format!(
+                "`sudo mount -t configfs none /sys/kernel/config`{}",
+                if dev.exists() {
+                    String::new()
+                } else {
+                    format!(" and `sudo modprobe {module}`")
+                }
+            ),
+        )
+    } else {
+        (
+            id_none,
+            format!(
+                "this is a {name} guest but no configfs-tsm `{provider}` provider is registered{}",
+                if dev.exists() {
+                    ""
+                } else {
+                    " and the guest driver is not loaded"
+                }
+            ),
+            format!(
+                "load the guest driver, which registers the provider: `sudo modprobe {module}`"
+            ),
+        )
+    };
+    out.push(id, tee, Severity::Blocking, Some(TSM), problem, fix);
     Assessment {
         present: true,
-        ready: !out.blocking(tee),
+        ready: false,
     }
 }
 
@@ -912,29 +1020,26 @@ fn pass_on(r: &Report, ev: Option<Evidence>, sgx: bool, tdx: bool, snp: bool) ->
     } else {
         None
     });
-    let guest = |path: &str, provider: &str, dev: &DeviceReport| {
-        let mut p = PassOn::default();
-        if dev.exists() || !r.guest.tsm.providers.iter().any(|x| x == provider) {
-            p.docker.push(format!("--device={path}"));
-            p.kubernetes.push(format!(
-                "# no standard device plugin exposes {path}: use a generic device plugin or a confidential (Kata/CoCo) runtime class"
-            ));
-        } else {
-            p.docker
-                .push("--volume=/sys/kernel/config:/sys/kernel/config".into());
-            p.kubernetes.push(
-                "# configfs-tsm needs /sys/kernel/config mounted into a root container".into(),
-            );
-        }
-        p
-    };
     match target {
         Some(Evidence::SgxDcap) => PassOn {
             docker: sgx_docker_flags(r),
             kubernetes: sgx_k8s_lines(),
         },
-        Some(Evidence::Tdx) => guest(TDX_GUEST_DEV, "tdx_guest", &r.guest.tdx_guest),
-        Some(Evidence::SevSnp) => guest(SEV_GUEST_DEV, "sev_guest", &r.guest.sev_guest),
+        Some(Evidence::Tdx) | Some(Evidence::SevSnp) => PassOn {
+            docker: vec![
+                "--user=0".into(),
+                "--volume=/sys/kernel/config:/sys/kernel/config".into(),
+            ],
+            kubernetes: vec![
+                "# a confidential runtime class (Kata/CoCo) provides configfs-tsm; otherwise:".into(),
+                "securityContext:".into(),
+                "  runAsUser: 0".into(),
+                "volumeMounts:".into(),
+                "  - name: configfs".into(),
+                "    mountPath: /sys/kernel/config".into(),
+                "# and in the pod: volumes: [{name: configfs, hostPath: {path: /sys/kernel/config}}]".into(),
+            ],
+        },
         None => PassOn::default(),
     }
 }
