@@ -85,15 +85,23 @@ fn scone_hint(key: &str) -> Option<&'static str> {
 struct Fields<'n> {
     path: String,
     pos: Pos,
-    entries: Vec<(&'n str, &'n Node)>,
+    entries: Vec<(&'n str, Pos, &'n Node)>,
 }
 
 impl<'n> Fields<'n> {
     fn get(&self, key: &str) -> Option<&'n Node> {
         self.entries
             .iter()
-            .find(|(k, _)| *k == key)
-            .map(|(_, v)| *v)
+            .find(|(k, _, _)| *k == key)
+            .map(|(_, _, v)| *v)
+    }
+
+    /// Position of `key` itself (or of the mapping if absent).
+    fn key_pos(&self, key: &str) -> Pos {
+        self.entries
+            .iter()
+            .find(|(k, _, _)| *k == key)
+            .map_or(self.pos, |(_, p, _)| *p)
     }
 
     fn has(&self, key: &str) -> bool {
@@ -108,7 +116,7 @@ impl<'n> Fields<'n> {
         let v = self.get(key);
         if v.is_none() {
             cx.err(
-                &self.path,
+                &self.key_path(key),
                 self.pos,
                 format!("missing required key `{key}`"),
             );
@@ -135,7 +143,7 @@ fn fields<'n>(cx: &mut Cx, node: &'n Node, path: &str, allowed: &[&str]) -> Opti
             continue; // refused by the YAML reader already
         };
         if allowed.contains(&key.as_str()) {
-            out.push((key.as_str(), v));
+            out.push((key.as_str(), k.pos, v));
         } else {
             let kp = field(path, key);
             let mut msg = format!(
@@ -572,7 +580,7 @@ fn rule(cx: &mut Cx, node: &Node, path: &str) -> Option<AttestationRule> {
         if f.has(a) && f.has(b) {
             cx.err(
                 &f.key_path(b),
-                f.pos,
+                f.key_pos(b),
                 format!("`{b}` is an alias of `{a}`; give only one"),
             );
         }
@@ -619,7 +627,6 @@ fn secret(cx: &mut Cx, node: &Node, path: &str) -> Option<Secret> {
         "export",
         "import",
     ];
-    let errors_before = cx.errors.len();
     let f = fields(cx, node, path, KEYS)?;
     let name = name_field(cx, &f);
     let kind_name = f
@@ -644,6 +651,43 @@ fn secret(cx: &mut Cx, node: &Node, path: &str) -> Option<Secret> {
         .get("export")
         .map(|n| export_list(cx, n, &f.key_path("export")))
         .unwrap_or_default();
+
+    const KINDS: &[&str] = &[
+        "ascii",
+        "binary",
+        "explicit",
+        "private-key",
+        "x509-ca",
+        "x509",
+    ];
+    if let Some(k) = kind_name.as_deref() {
+        if !KINDS.contains(&k) {
+            let pos = f.get("kind").map_or(f.pos, |n| n.pos);
+            cx.err(
+                &f.key_path("kind"),
+                pos,
+                format!(
+                    "unknown secret kind {:?} (expected ascii, binary, explicit, private-key, x509-ca or x509)",
+                    truncate(k)
+                ),
+            );
+            // Unknown kind: which keys apply is unknown too; report nothing more.
+            cx.poisoned_secrets.insert(name.clone());
+            return Some(Secret {
+                name,
+                kind: SecretKind::Imported,
+                export,
+                import,
+            });
+        }
+        if f.has("value") && !matches!(k, "ascii" | "binary" | "explicit") {
+            cx.err(
+                &f.key_path("value"),
+                f.key_pos("value"),
+                format!("`value` does not apply to kind `{k}`"),
+            );
+        }
+    }
 
     // Which keys each kind takes (besides name, kind, export, import).
     let kind_keys: &[&str] = match (kind_name.as_deref(), f.has("value"), f.has("import")) {
@@ -675,7 +719,7 @@ fn secret(cx: &mut Cx, node: &Node, path: &str) -> Option<Secret> {
             };
             cx.err(
                 &f.key_path(key),
-                f.pos,
+                f.key_pos(key),
                 format!("`{key}` does not apply to {what}"),
             );
         }
@@ -709,7 +753,7 @@ fn secret(cx: &mut Cx, node: &Node, path: &str) -> Option<Secret> {
         if kind_name.is_some() {
             cx.err(
                 &f.key_path("kind"),
-                f.pos,
+                f.key_pos("kind"),
                 "an imported secret takes its kind from the exporting session; remove `kind`",
             );
         }
@@ -762,22 +806,12 @@ fn secret(cx: &mut Cx, node: &Node, path: &str) -> Option<Secret> {
                     algorithm: algorithm(cx),
                 })
             }
-            Some(other) => {
-                let n = f.get("kind").map_or(f.pos, |n| n.pos);
-                cx.err(
-                    &f.key_path("kind"),
-                    n,
-                    format!(
-                        "unknown secret kind {:?} (expected ascii, binary, explicit, private-key, x509-ca or x509)",
-                        truncate(other)
-                    ),
-                );
-                None
-            }
+            // Unknown kinds were refused above.
+            Some(_) => None,
             None => {
                 if f.get("kind").is_none() {
                     cx.err(
-                        &f.path,
+                        &f.key_path("kind"),
                         f.pos,
                         "missing required key `kind` (or `value` for an explicit secret, `import` for an imported one)",
                     );
@@ -786,7 +820,7 @@ fn secret(cx: &mut Cx, node: &Node, path: &str) -> Option<Secret> {
             }
         }
     };
-    if kind.is_none() || cx.errors.len() > errors_before {
+    if kind.is_none() {
         cx.poisoned_secrets.insert(name.clone());
     }
     Some(Secret {

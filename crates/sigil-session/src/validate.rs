@@ -106,6 +106,11 @@ fn format_fits(kind: &SecretKind, f: Format) -> bool {
 struct V<'a> {
     cx: &'a mut Cx,
     s: &'a Session,
+    /// Name indexes (first definition wins), so hostile documents with
+    /// thousands of items and references stay linear.
+    secrets: HashMap<&'a str, &'a Secret>,
+    images: HashSet<&'a str>,
+    volumes: HashSet<&'a str>,
 }
 
 impl V<'_> {
@@ -153,7 +158,7 @@ impl V<'_> {
             ),
             Ok(found) => {
                 for (_, ph) in found {
-                    match self.s.secret(&ph.secret) {
+                    match self.secrets.get(ph.secret.as_str()).copied() {
                         None => self.err(
                             path,
                             format!("placeholder refers to unknown secret {:?}", ph.secret),
@@ -301,7 +306,7 @@ impl V<'_> {
                 }
             }
             if let Some(img) = &sv.image_name {
-                if s.image(img).is_none() {
+                if !self.images.contains(img.as_str()) {
                     self.err(
                         &format!("{p}.image_name"),
                         format!("no image named {:?} in `images`", truncate(img)),
@@ -376,7 +381,7 @@ impl V<'_> {
                             "a certificate cannot be its own issuer (use kind x509-ca)",
                         );
                     } else {
-                        match s.secret(issuer) {
+                        match self.secrets.get(issuer.as_str()).copied() {
                             None => {
                                 self.err(&ip, format!("no secret named {:?}", truncate(issuer)))
                             }
@@ -470,7 +475,7 @@ impl V<'_> {
             let mut paths: HashMap<&str, String> = HashMap::new();
             for (j, v) in img.volumes.iter().enumerate() {
                 let vp = format!("{p}.volumes[{j}]");
-                if !v.name.is_empty() && s.volume(&v.name).is_none() {
+                if !v.name.is_empty() && !self.volumes.contains(v.name.as_str()) {
                     self.err(
                         &format!("{vp}.name"),
                         format!("no volume named {:?} in `volumes`", truncate(&v.name)),
@@ -520,5 +525,16 @@ impl V<'_> {
 
 /// Runs every value and cross-reference check, adding errors to `cx`.
 pub(crate) fn validate(cx: &mut Cx, s: &Session) {
-    V { cx, s }.run();
+    let mut secrets = HashMap::new();
+    for sec in &s.secrets {
+        secrets.entry(sec.name.as_str()).or_insert(sec);
+    }
+    V {
+        cx,
+        s,
+        secrets,
+        images: s.images.iter().map(|i| i.name.as_str()).collect(),
+        volumes: s.volumes.iter().map(|v| v.name.as_str()).collect(),
+    }
+    .run();
 }
