@@ -194,6 +194,22 @@ impl Volume {
             })
     }
 
+    /// The file under `data/` that holds the content of the regular file
+    /// (or hard link) at `path`.
+    pub fn data_file(&self, path: impl AsRef<Path>) -> Result<PathBuf, FsError> {
+        let path = path.as_ref();
+        let mut idx = self.find(path)?;
+        if let RawKind::HardLink { target } = self.manifest.entries[idx].kind {
+            idx = target as usize;
+        }
+        match self.manifest.entries[idx].kind {
+            RawKind::File { file_id, .. } => Ok(blob_path(&self.root, &file_id)),
+            _ => Err(FsError::NotAFile {
+                path: path.to_path_buf(),
+            }),
+        }
+    }
+
     /// A streaming reader of the file at `path` (a hard link reads its
     /// target). Seeking is free; each chunk is read and verified on demand,
     /// so any position is reachable without reading from the start. Reads
