@@ -1,0 +1,221 @@
+//! Normalised claims: what every verifier returns, whatever the TEE.
+
+use crate::evidence::TeeKind;
+use serde::Serialize;
+
+/// TCB status of the platform, as Intel defines it for SGX/TDX (after
+/// converging platform, QE and TDX-module levels). SEV-SNP and simulation
+/// evidence have no such verdict: [`TcbStatus::NotEvaluated`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
+pub enum TcbStatus {
+    /// The platform is patched.
+    UpToDate,
+    /// Patched, but the enclave software needs hardening (e.g. LVI).
+    SWHardeningNeeded,
+    /// Patched, but the platform configuration needs changes.
+    ConfigurationNeeded,
+    /// Both of the above.
+    ConfigurationAndSWHardeningNeeded,
+    /// The platform is missing security updates.
+    OutOfDate,
+    /// Out of date and needing configuration.
+    OutOfDateConfigurationNeeded,
+    /// TDX: the TD was launched on an out-of-date TCB that has since been
+    /// updated; relaunching the TD fixes it.
+    TDRelaunchAdvised,
+    /// As above, configuration also needed.
+    TDRelaunchAdvisedConfigurationNeeded,
+    /// The TEE gives no TCB verdict (SEV-SNP, simulation).
+    NotEvaluated,
+}
+
+impl std::fmt::Display for TcbStatus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        std::fmt::Debug::fmt(self, f)
+    }
+}
+
+/// Claims about a workload, normalised across TEEs. Fields that do not apply
+/// to a TEE are `None`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Claims {
+    /// Which TEE produced the evidence.
+    pub tee: TeeKind,
+    /// SGX MRENCLAVE.
+    pub mrenclave: Option<[u8; 32]>,
+    /// SGX MRSIGNER.
+    pub mrsigner: Option<[u8; 32]>,
+    /// SGX ISVPRODID.
+    pub isv_prod_id: Option<u16>,
+    /// Security version: SGX ISVSVN, SNP guest SVN.
+    pub svn: Option<u32>,
+    /// TDX MRTD.
+    pub mrtd: Option<[u8; 48]>,
+    /// TDX RTMR0..3.
+    pub rtmr: Option<[[u8; 48]; 4]>,
+    /// TDX 1.5 MRSERVICETD (`Some` only for TDX 1.5 bodies).
+    pub mr_service_td: Option<[u8; 48]>,
+    /// TDX: whether the TD has SEPT_VE_DISABLE set (it should).
+    pub sept_ve_disabled: Option<bool>,
+    /// SEV-SNP launch measurement.
+    pub snp_measurement: Option<[u8; 48]>,
+    /// Simulation measurement (no hardware guarantee).
+    pub simulation_measurement: Option<[u8; 32]>,
+    /// Debug enclave / debug TD / SNP guest policy allows debugging.
+    pub debug: bool,
+    /// Whether SMT (hyperthreading) is enabled, when the evidence says.
+    pub smt_enabled: Option<bool>,
+    /// The 64 bytes of report data the workload bound into the evidence.
+    pub report_data: [u8; 64],
+    /// TCB status (SGX/TDX).
+    pub tcb_status: TcbStatus,
+    /// Advisory IDs that apply to the platform's TCB (e.g. INTEL-SA-00615).
+    pub advisory_ids: Vec<String>,
+    /// Earliest expiry (Unix seconds) of the collateral used: CRLs, TCB info,
+    /// QE identity, certificates. `None` for simulation.
+    pub collateral_expiry: Option<u64>,
+    /// Platform id: FMSPC (6 bytes) for SGX/TDX, chip id (64 bytes) for SNP
+    /// with a VCEK, empty when not known.
+    pub platform_id: Vec<u8>,
+}
+
+impl Claims {
+    /// Claims with every optional field empty.
+    pub fn empty(tee: TeeKind) -> Self {
+        Claims {
+            tee,
+            mrenclave: None,
+            mrsigner: None,
+            isv_prod_id: None,
+            svn: None,
+            mrtd: None,
+            rtmr: None,
+            mr_service_td: None,
+            sept_ve_disabled: None,
+            snp_measurement: None,
+            simulation_measurement: None,
+            debug: false,
+            smt_enabled: None,
+            report_data: [0; 64],
+            tcb_status: TcbStatus::NotEvaluated,
+            advisory_ids: Vec::new(),
+            collateral_expiry: None,
+            platform_id: Vec::new(),
+        }
+    }
+
+    /// Whether a TDX 1.5 TD is bound to a service TD (non-zero MRSERVICETD).
+    pub fn has_service_td(&self) -> bool {
+        self.mr_service_td.is_some_and(|m| m != [0u8; 48])
+    }
+}
+
+#[derive(Serialize)]
+struct ClaimsView<'a> {
+    tee: TeeKind,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    mrenclave: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    mrsigner: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    isv_prod_id: Option<u16>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    svn: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    mrtd: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    rtmr: Option<Vec<String>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    mr_service_td: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    sept_ve_disabled: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    snp_measurement: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    simulation_measurement: Option<String>,
+    debug: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    smt_enabled: Option<bool>,
+    report_data: String,
+    tcb_status: TcbStatus,
+    advisory_ids: &'a [String],
+    #[serde(skip_serializing_if = "Option::is_none")]
+    collateral_expiry: Option<String>,
+    platform_id: String,
+}
+
+impl Serialize for Claims {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        ClaimsView {
+            tee: self.tee,
+            mrenclave: self.mrenclave.map(hex::encode),
+            mrsigner: self.mrsigner.map(hex::encode),
+            isv_prod_id: self.isv_prod_id,
+            svn: self.svn,
+            mrtd: self.mrtd.map(hex::encode),
+            rtmr: self.rtmr.map(|r| r.iter().map(hex::encode).collect()),
+            mr_service_td: self.mr_service_td.map(hex::encode),
+            sept_ve_disabled: self.sept_ve_disabled,
+            snp_measurement: self.snp_measurement.map(hex::encode),
+            simulation_measurement: self.simulation_measurement.map(hex::encode),
+            debug: self.debug,
+            smt_enabled: self.smt_enabled,
+            report_data: hex::encode(self.report_data),
+            tcb_status: self.tcb_status,
+            advisory_ids: &self.advisory_ids,
+            collateral_expiry: self.collateral_expiry.map(crate::time_util::format_unix),
+            platform_id: hex::encode(&self.platform_id),
+        }
+        .serialize(s)
+    }
+}
+
+impl std::fmt::Display for Claims {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        writeln!(f, "tee:               {}", self.tee)?;
+        let h = |b: &[u8]| hex::encode(b);
+        if let Some(m) = &self.mrenclave {
+            writeln!(f, "mrenclave:         {}", h(m))?;
+        }
+        if let Some(m) = &self.mrsigner {
+            writeln!(f, "mrsigner:          {}", h(m))?;
+        }
+        if let Some(p) = self.isv_prod_id {
+            writeln!(f, "isvprodid:         {p}")?;
+        }
+        if let Some(s) = self.svn {
+            writeln!(f, "svn:               {s}")?;
+        }
+        if let Some(m) = &self.mrtd {
+            writeln!(f, "mrtd:              {}", h(m))?;
+        }
+        if let Some(r) = &self.rtmr {
+            for (i, m) in r.iter().enumerate() {
+                writeln!(f, "rtmr{i}:             {}", h(m))?;
+            }
+        }
+        if let Some(m) = &self.mr_service_td {
+            writeln!(f, "mrservicetd:       {}", h(m))?;
+        }
+        if let Some(s) = self.sept_ve_disabled {
+            writeln!(f, "sept_ve_disabled:  {s}")?;
+        }
+        if let Some(m) = &self.snp_measurement {
+            writeln!(f, "snp measurement:   {}", h(m))?;
+        }
+        if let Some(m) = &self.simulation_measurement {
+            writeln!(f, "simulation meas.:  {} (NO HARDWARE GUARANTEE)", h(m))?;
+        }
+        writeln!(f, "debug:             {}", self.debug)?;
+        if let Some(s) = self.smt_enabled {
+            writeln!(f, "smt enabled:       {s}")?;
+        }
+        writeln!(f, "report data:       {}", h(&self.report_data))?;
+        writeln!(f, "tcb status:        {}", self.tcb_status)?;
+        writeln!(f, "advisories:        {}", self.advisory_ids.join(", "))?;
+        if let Some(e) = self.collateral_expiry {
+            writeln!(f, "collateral expiry: {}", crate::time_util::format_unix(e))?;
+        }
+        write!(f, "platform id:       {}", h(&self.platform_id))
+    }
+}
