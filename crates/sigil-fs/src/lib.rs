@@ -29,6 +29,8 @@ mod keys;
 mod open;
 mod regions;
 mod seal;
+#[cfg(test)]
+mod tests;
 
 use std::fs;
 use std::path::{Path, PathBuf};
