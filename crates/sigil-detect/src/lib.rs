@@ -59,8 +59,8 @@ pub enum Error {
     /// The probe root is not a directory.
     #[error("probe root {0} is not a directory")]
     RootNotDirectory(PathBuf),
-    /// The report could not be serialised.
-    #[error("cannot serialise the report: {0}")]
+    /// The report could not be serialised or parsed.
+    #[error("report JSON: {0}")]
     Json(#[from] serde_json::Error),
 }
 
@@ -163,6 +163,11 @@ impl Report {
     /// Pretty JSON for scripts.
     pub fn to_json(&self) -> Result<String, Error> {
         Ok(serde_json::to_string_pretty(self)?)
+    }
+
+    /// Parses a report written by [`Report::to_json`] (e.g. `sigil detect --json`).
+    pub fn from_json(s: &str) -> Result<Self, Error> {
+        Ok(serde_json::from_str(s)?)
     }
 
     /// The human table.
