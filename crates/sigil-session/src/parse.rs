@@ -404,7 +404,7 @@ pub(crate) fn session(cx: &mut Cx, root: &Node) -> Option<Session> {
         hex_array::<32>(cx, n, "predecessor").map(SessionHash)
     });
 
-    let mut s = Session::new(name.unwrap_or_else(|| SessionName::placeholder()));
+    let mut s = Session::new(name.unwrap_or_else(SessionName::placeholder));
     s.version = version;
     s.predecessor = predecessor;
 
@@ -680,13 +680,6 @@ fn secret(cx: &mut Cx, node: &Node, path: &str) -> Option<Secret> {
                 import,
             });
         }
-        if f.has("value") && !matches!(k, "ascii" | "binary" | "explicit") {
-            cx.err(
-                &f.key_path("value"),
-                f.key_pos("value"),
-                format!("`value` does not apply to kind `{k}`"),
-            );
-        }
     }
 
     // Which keys each kind takes (besides name, kind, export, import).
@@ -758,7 +751,9 @@ fn secret(cx: &mut Cx, node: &Node, path: &str) -> Option<Secret> {
             );
         }
         Some(SecretKind::Imported)
-    } else if let Some(vnode) = f.get("value") {
+    } else if let (Some(vnode), None | Some("ascii" | "binary" | "explicit")) =
+        (f.get("value"), kind_name.as_deref())
+    {
         explicit_value(cx, &f, vnode, kind_name.as_deref())
     } else {
         match kind_name.as_deref() {

@@ -1,0 +1,952 @@
+//! Parsing, validation and error reporting of whole session documents.
+
+use std::time::Duration;
+
+use sigil_session::*;
+
+const EXAMPLE: &str = include_str!("data/monitoring-aggregator.yaml");
+
+fn parse_ok(yaml: &str) -> Session {
+    match Session::parse(yaml) {
+        Ok(s) => s,
+        Err(e) => panic!("expected a valid session, got:\n{e}"),
+    }
+}
+
+fn parse_err(yaml: &str) -> ParseErrors {
+    match Session::parse(yaml) {
+        Ok(s) => panic!("expected errors, parsed {s:?}"),
+        Err(e) => e,
+    }
+}
+
+/// The single error at `path` (fails if there is none or several).
+fn error_at<'a>(errors: &'a ParseErrors, path: &str) -> &'a ParseError {
+    let found: Vec<&ParseError> = errors.iter().filter(|e| e.path == path).collect();
+    assert_eq!(found.len(), 1, "errors at {path:?} in:\n{errors}");
+    found[0]
+}
+
+fn assert_error(yaml: &str, path: &str, line: usize, column: usize, needle: &str) {
+    let errors = parse_err(yaml);
+    let e = error_at(&errors, path);
+    assert_eq!((e.line, e.column), (line, column), "position of {e}");
+    assert!(
+        e.message.contains(needle),
+        "message {:?} lacks {needle:?}",
+        e.message
+    );
+}
+
+const MINIMAL: &str = "name: test\n";
+
+#[test]
+fn example_session_parses_with_expected_model() {
+    let s = parse_ok(EXAMPLE);
+    assert_eq!(s.name.as_str(), "5gzorro/monitoring-aggregator");
+    assert_eq!(s.name.namespace(), Some("5gzorro"));
+    assert_eq!(s.version.as_deref(), Some("0.3"));
+    assert_eq!(s.predecessor, None);
+
+    let agg = s.service("aggregator").unwrap();
+    assert_eq!(
+        agg.command,
+        [
+            "python3",
+            "/app/aggregator.py",
+            "--config",
+            "/etc/aggregator/config.yaml",
+            "--port",
+            "8443"
+        ]
+    );
+    assert_eq!(agg.pwd.as_deref(), Some("/app"));
+    assert_eq!(agg.image_name.as_deref(), Some("aggregator_image"));
+    // Numbers are kept as written.
+    assert_eq!(agg.environment["PORT"], "8443");
+    assert_eq!(agg.environment["KAFKA_TOKEN"], "$$SCONE::kafka_token$$");
+    assert_eq!(agg.attestation.len(), 3);
+    // Upper-case hex accepted.
+    assert_eq!(agg.attestation[0].mrenclave.unwrap()[0], 0x3f);
+    assert_eq!(agg.attestation[1].isvprodid, Some(1));
+    assert_eq!(agg.attestation[1].isvsvn_min, Some(3));
+    assert!(agg.attestation[2].simulation_measurement.is_some());
+
+    let exp = s.service("exporter").unwrap();
+    assert_eq!(
+        exp.command,
+        ["/usr/bin/exporter", "--listen", "0.0.0.0:9100"]
+    );
+    assert!(exp.attestation[0].mrtd.is_some());
+    assert_eq!(exp.attestation[0].rtmr[1].unwrap()[1], 0x11);
+    assert_eq!(exp.attestation[1].snp_measurement.unwrap()[0], 0xff);
+
+    assert_eq!(
+        s.secret("db_password").unwrap().kind,
+        SecretKind::Ascii { size: 24 }
+    );
+    assert_eq!(
+        s.secret("api_key").unwrap().export,
+        [SecretExport {
+            session: "5gzorro/dashboard".into()
+        }]
+    );
+    assert_eq!(
+        s.secret("tls_key").unwrap().kind,
+        SecretKind::PrivateKey {
+            algorithm: KeyAlgorithm::EcdsaP256
+        }
+    );
+    assert_eq!(
+        s.secret("monitoring_ca").unwrap().kind,
+        SecretKind::X509Ca {
+            common_name: Some("5GZORRO Monitoring CA".into()),
+            valid_for: Some(Duration::from_secs(5 * 365 * 86400)),
+            algorithm: KeyAlgorithm::EcdsaP256,
+        }
+    );
+    assert_eq!(
+        s.secret("aggregator_cert").unwrap().kind,
+        SecretKind::X509 {
+            issuer: "monitoring_ca".into(),
+            common_name: "aggregator.monitoring.svc".into(),
+            dns: vec![
+                "aggregator.monitoring.svc".into(),
+                "aggregator.monitoring.svc.cluster.local".into()
+            ],
+            valid_for: Duration::from_secs(90 * 86400),
+            algorithm: KeyAlgorithm::EcdsaP384,
+        }
+    );
+    let kafka = s.secret("kafka_token").unwrap();
+    assert_eq!(kafka.kind, SecretKind::Imported);
+    assert_eq!(
+        kafka.import,
+        Some(SecretImport {
+            session: "5gzorro/platform".into(),
+            secret: "kafka_token".into()
+        })
+    );
+    match &s.secret("welcome_banner").unwrap().kind {
+        SecretKind::Explicit { value } => assert_eq!(
+            value.expose(),
+            b"Welcome to the 5GZORRO monitoring aggregator"
+        ),
+        other => panic!("{other:?}"),
+    }
+
+    let vol = s.volume("metrics_db").unwrap();
+    assert_eq!(vol.key.as_ref().unwrap().expose()[1], 0xff);
+    assert_eq!(vol.tag.unwrap()[0], 0xa0);
+
+    let img = s.image("aggregator_image").unwrap();
+    assert_eq!(img.volumes[0].path, "/var/lib/aggregator");
+    let modes: Vec<u32> = img.injection_files.iter().map(|f| f.mode).collect();
+    // 0640 is octal (not YAML 1.2 decimal); absent mode is 0600.
+    assert_eq!(modes, [0o640, DEFAULT_INJECTION_MODE, 0o600, 0o644]);
+    assert!(img.injection_files[0]
+        .content
+        .starts_with("kafka:\n  bootstrap: kafka.5gzorro.svc:9093\n"));
+    assert!(img.injection_files[0].content.ends_with("\"\n"));
+
+    assert_eq!(s.access_policy.read, [Principal::Creator]);
+    assert_eq!(s.access_policy.update.len(), 2);
+    assert!(matches!(s.access_policy.update[1], Principal::Fingerprint(fp) if fp[0] == 0x6b));
+    assert_eq!(s.access_policy.create_sessions, [Principal::Nobody]);
+
+    assert_eq!(s.security.attestation_mode, AttestationMode::Simulation);
+    assert_eq!(
+        s.security.tolerate.iter().copied().collect::<Vec<_>>(),
+        [
+            Tolerance::OutdatedTcb,
+            Tolerance::SoftwareHardeningNeeded,
+            Tolerance::Hyperthreading
+        ]
+    );
+    assert!(s.security.ignore_advisories.contains("INTEL-SA-00657"));
+}
+
+#[test]
+fn minimal_session_gets_explicit_defaults() {
+    let s = parse_ok(MINIMAL);
+    assert_eq!(s, Session::new("test".parse().unwrap()));
+    assert_eq!(s.access_policy, AccessPolicy::default());
+    assert_eq!(s.access_policy.read, [Principal::Creator]);
+    assert_eq!(s.security.attestation_mode, AttestationMode::Hardware);
+    assert!(s.security.tolerate.is_empty());
+}
+
+#[test]
+fn to_yaml_round_trips_example() {
+    let s = parse_ok(EXAMPLE);
+    let yaml = s.to_yaml();
+    let back = parse_ok(&yaml);
+    assert_eq!(back, s);
+    assert_eq!(back.hash(), s.hash());
+    // Emitting is stable.
+    assert_eq!(back.to_yaml(), yaml);
+}
+
+#[test]
+fn redacted_yaml_and_debug_hide_secret_material() {
+    let s = parse_ok(EXAMPLE);
+    let key_hex = "c0ffee00c0ffee00c0ffee00c0ffee00c0ffee00c0ffee00c0ffee00c0ffee00";
+    let value = "Welcome to the 5GZORRO monitoring aggregator";
+    assert!(s.to_yaml().contains(key_hex));
+    assert!(s.to_yaml().contains(value));
+    let red = s.to_yaml_redacted();
+    assert!(!red.contains(key_hex));
+    assert!(!red.contains(value));
+    assert!(red.contains(REDACTED));
+    let dbg = format!("{s:?}");
+    assert!(!dbg.contains(value));
+    assert!(!dbg.contains("192, 255, 238"));
+    assert!(dbg.contains("<redacted>"));
+}
+
+#[test]
+fn bad_explicit_value_error_does_not_echo_the_value() {
+    let yaml =
+        "name: t\nsecrets:\n  - name: s\n    kind: binary\n    value: 'hunter2 is my pass!'\n";
+    let errors = parse_err(yaml);
+    let e = error_at(&errors, "secrets[0].value");
+    assert!(e.message.contains("not valid base64"));
+    assert!(!errors.to_string().contains("hunter2"));
+}
+
+#[test]
+fn explicit_values_in_all_encodings() {
+    let yaml = r#"
+name: t
+secrets:
+  - {name: a, value: "abc"}
+  - {name: b, kind: binary, value: "YWJj"}
+  - {name: c, kind: ascii, value: "616263", encoding: hex}
+  - {name: d, kind: explicit, value: "YWJj", encoding: base64}
+"#;
+    let s = parse_ok(yaml);
+    for sec in &s.secrets {
+        match &sec.kind {
+            SecretKind::Explicit { value } => assert_eq!(value.expose(), b"abc", "{}", sec.name),
+            other => panic!("{other:?}"),
+        }
+    }
+    // Binary values that are not UTF-8 survive to_yaml.
+    let mut s2 = s.clone();
+    s2.secrets[0].kind = SecretKind::Explicit {
+        value: SecretValue::new(vec![0, 0xff, 0x80, 10]),
+    };
+    assert_eq!(parse_ok(&s2.to_yaml()), s2);
+}
+
+#[test]
+fn unknown_keys_are_errors_with_positions() {
+    assert_error(
+        "name: t\nservice: []\n",
+        "service",
+        2,
+        1,
+        "unknown key `service`",
+    );
+    assert_error(
+        "name: t\nservices:\n  - name: a\n    fspf_path: /x\n",
+        "services[0].fspf_path",
+        4,
+        5,
+        "replaced by `volumes`",
+    );
+    assert_error(
+        "name: t\nsecurity:\n  attestation:\n    mdoe: hardware\n",
+        "security.attestation.mdoe",
+        4,
+        5,
+        "unknown key",
+    );
+}
+
+#[test]
+fn wrong_types_are_reported() {
+    assert_error(
+        "name: t\nservices: web\n",
+        "services",
+        2,
+        11,
+        "expected a list, found a scalar",
+    );
+    assert_error(
+        "name: t\nservices: [42]\n",
+        "services[0]",
+        2,
+        12,
+        "expected a mapping",
+    );
+    assert_error(
+        "name: [a]\n",
+        "name",
+        1,
+        7,
+        "expected a string, found a list",
+    );
+    assert_error("name: t\nversion:\n", "version", 2, 8, "found null");
+    assert_error(
+        "name: t\nservices:\n  - name: a\n    environment: [A, B]\n",
+        "services[0].environment",
+        4,
+        18,
+        "expected a mapping",
+    );
+    assert_error(
+        "name: t\nservices:\n  - name: a\n    environment:\n      EMPTY:\n",
+        "services[0].environment.EMPTY",
+        5,
+        12,
+        "found null",
+    );
+    assert_error(
+        "name: t\nsecrets:\n  - {name: a, kind: ascii, size: -3}\n",
+        "secrets[0].size",
+        3,
+        34,
+        "non-negative integer",
+    );
+}
+
+#[test]
+fn root_must_be_a_mapping_and_non_empty() {
+    for (doc, needle) in [
+        ("", "empty"),
+        ("# only a comment\n", "empty"),
+        ("- a\n- b\n", "expected a mapping"),
+        ("just a string\n", "expected a mapping"),
+    ] {
+        let e = parse_err(doc);
+        assert!(e.to_string().contains(needle), "{doc:?}: {e}");
+    }
+}
+
+#[test]
+fn missing_required_keys() {
+    assert_error(
+        "version: '1'\n",
+        "name",
+        1,
+        1,
+        "missing required key `name`",
+    );
+    assert_error(
+        "name: t\nsecrets:\n  - kind: ascii\n",
+        "secrets[0].name",
+        3,
+        5,
+        "missing required key `name`",
+    );
+    assert_error(
+        "name: t\nsecrets:\n  - name: s\n",
+        "secrets[0].kind",
+        3,
+        5,
+        "missing required key `kind`",
+    );
+    assert_error(
+        "name: t\nsecrets:\n  - {name: s, kind: x509}\n",
+        "secrets[0].issuer",
+        3,
+        5,
+        "missing required key `issuer`",
+    );
+}
+
+#[test]
+fn measurement_lengths_and_hex() {
+    let rule = |field: &str, value: &str| {
+        format!("name: t\nservices:\n  - name: a\n    attestation:\n      - {field}: {value}\n")
+    };
+    assert_error(
+        &rule("mrenclave", &"ab".repeat(31)),
+        "services[0].attestation[0].mrenclave",
+        5,
+        20,
+        "64 hexadecimal digits (32 bytes), found 62",
+    );
+    assert_error(
+        &rule("mrtd", &"ab".repeat(32)),
+        "services[0].attestation[0].mrtd",
+        5,
+        15,
+        "96 hexadecimal digits (48 bytes)",
+    );
+    assert_error(
+        &rule("measurement", &"zz".repeat(48)),
+        "services[0].attestation[0].measurement",
+        5,
+        22,
+        "hexadecimal digits",
+    );
+    assert_error(
+        &rule("simulation_measurement", "0x1234"),
+        "services[0].attestation[0].simulation_measurement",
+        5,
+        33,
+        "64 hexadecimal digits",
+    );
+}
+
+#[test]
+fn attestation_rule_semantics() {
+    let h32 = "11".repeat(32);
+    let h48 = "22".repeat(48);
+    let doc =
+        |rule: &str| format!("name: t\nservices:\n  - name: a\n    attestation:\n      - {rule}\n");
+    assert_error(
+        &doc(&format!("{{mrenclave: {h32}, mrtd: {h48}}}")),
+        "services[0].attestation[0]",
+        5,
+        9,
+        "mixes fields of different TEEs",
+    );
+    assert_error(
+        &doc(&format!("{{mrsigner: {h32}}}")),
+        "services[0].attestation[0].mrsigner",
+        5,
+        20,
+        "needs `isvprodid`",
+    );
+    assert_error(
+        &doc("{isvprodid: 3}"),
+        "services[0].attestation[0]",
+        5,
+        9,
+        "need `mrsigner`",
+    );
+    assert_error(
+        &doc(&format!("{{mrsigner: {h32}, isvprodid: 70000}}")),
+        "services[0].attestation[0].isvprodid",
+        5,
+        97,
+        "at most 65535",
+    );
+    assert_error(&doc("{}"), "services[0].attestation[0]", 5, 9, "empty");
+    assert_error(
+        &doc(&format!("{{rtmr2: {h48}}}")),
+        "services[0].attestation[0]",
+        5,
+        9,
+        "need `mrtd`",
+    );
+    // mrenclaves alias: one rule per entry.
+    let s = parse_ok(&format!(
+        "name: t\nservices:\n  - name: a\n    mrenclaves: [{h32}, {}]\n",
+        "33".repeat(32)
+    ));
+    assert_eq!(s.services[0].attestation.len(), 2);
+    assert_eq!(s.services[0].attestation[1].mrenclave, Some([0x33; 32]));
+    // isvsvn alias.
+    let s = parse_ok(&doc(&format!(
+        "{{mrsigner: {h32}, isvprodid: 0x10, isvsvn: 7}}"
+    )));
+    assert_eq!(s.services[0].attestation[0].isvprodid, Some(16));
+    assert_eq!(s.services[0].attestation[0].isvsvn_min, Some(7));
+}
+
+#[test]
+fn duplicate_names_are_errors() {
+    let yaml = "name: t\nservices:\n  - name: a\n  - name: b\n  - name: a\nsecrets:\n  - {name: s, kind: ascii}\n  - {name: s, kind: binary}\nvolumes:\n  - name: v\n  - name: v\nimages:\n  - name: i\n  - name: i\n";
+    let e = parse_err(yaml);
+    assert_eq!(e.len(), 4, "{e}");
+    let svc = error_at(&e, "services[2].name");
+    assert_eq!((svc.line, svc.column), (5, 11));
+    assert!(svc.message.contains("also services[0]"));
+    error_at(&e, "secrets[1].name");
+    error_at(&e, "volumes[1].name");
+    error_at(&e, "images[1].name");
+}
+
+#[test]
+fn duplicate_yaml_keys_are_errors() {
+    let e = parse_err("name: a\nversion: '1'\nname: b\n");
+    assert_eq!(e.len(), 1);
+    let d = e.iter().next().unwrap();
+    assert_eq!((d.line, d.column), (3, 1));
+    assert!(d
+        .message
+        .contains("duplicate key \"name\" (first given on line 1)"));
+    // Also inside flow mappings and environment maps.
+    let e = parse_err("name: t\nservices: [{name: a, environment: {X: 1, X: 2}}]\n");
+    assert!(e.to_string().contains("duplicate key \"X\""), "{e}");
+}
+
+#[test]
+fn cross_references_are_checked() {
+    let yaml = r#"name: t
+services:
+  - name: a
+    image_name: missing_image
+secrets:
+  - {name: notca, kind: private-key}
+  - {name: c1, kind: x509, issuer: notca}
+  - {name: c2, kind: x509, issuer: nobody}
+  - {name: c3, kind: x509, issuer: c3}
+volumes:
+  - name: v
+images:
+  - name: i
+    volumes:
+      - {name: missing_volume, path: /data}
+      - {name: v, path: relative/path}
+"#;
+    let e = parse_err(yaml);
+    let a = error_at(&e, "services[0].image_name");
+    assert_eq!((a.line, a.column), (4, 17));
+    assert!(a.message.contains("no image named \"missing_image\""));
+    assert!(error_at(&e, "secrets[1].issuer")
+        .message
+        .contains("of kind private-key, not x509-ca"));
+    assert!(error_at(&e, "secrets[2].issuer")
+        .message
+        .contains("no secret named \"nobody\""));
+    assert!(error_at(&e, "secrets[3].issuer")
+        .message
+        .contains("its own issuer"));
+    assert!(error_at(&e, "images[0].volumes[0].name")
+        .message
+        .contains("no volume named"));
+    let p = error_at(&e, "images[0].volumes[1].path");
+    assert_eq!((p.line, p.column), (16, 25));
+    assert!(p.message.contains("absolute"));
+    assert_eq!(e.len(), 6, "{e}");
+}
+
+#[test]
+fn imported_issuer_is_accepted() {
+    parse_ok(
+        "name: t\nsecrets:\n  - {name: ca, import: {session: other, secret: ca}}\n  - {name: c, kind: x509, issuer: ca}\n",
+    );
+}
+
+#[test]
+fn placeholders_are_checked() {
+    let yaml = r#"name: t
+services:
+  - name: a
+    command: ["run", "$$SIGIL::nosuch$$"]
+    environment:
+      A: $$SIGIL::pw:privatekey$$
+      B: $$SIGIL::key:crt$$
+      C: $$SIGIL::pw:weird$$
+      D: $$SIGIL:pw$$
+      E: $$SIGIL::pw
+      OK1: $$SIGIL::pw:hex$$ and $$SCONE::key:pem$$ and $$SIGIL::cert:chain$$
+      OK2: price $$ 5
+secrets:
+  - {name: pw, kind: ascii}
+  - {name: key, kind: private-key}
+  - {name: ca, kind: x509-ca}
+  - {name: cert, kind: x509, issuer: ca}
+images:
+  - name: i
+    injection_files:
+      - path: /etc/x
+        content: "$$SIGIL::ghost:pem$$"
+"#;
+    let e = parse_err(yaml);
+    assert!(error_at(&e, "services[0].command[1]")
+        .message
+        .contains("unknown secret \"nosuch\""));
+    let a = error_at(&e, "services[0].environment.A");
+    assert_eq!((a.line, a.column), (6, 10));
+    assert!(a
+        .message
+        .contains("format `privatekey` does not fit secret \"pw\" of kind ascii"));
+    assert!(error_at(&e, "services[0].environment.B")
+        .message
+        .contains("`crt` does not fit"));
+    assert!(error_at(&e, "services[0].environment.C")
+        .message
+        .contains("unknown placeholder format"));
+    assert!(error_at(&e, "services[0].environment.D")
+        .message
+        .contains("followed by '::'"));
+    assert!(error_at(&e, "services[0].environment.E")
+        .message
+        .contains("not closed"));
+    assert!(error_at(&e, "images[0].injection_files[0].content")
+        .message
+        .contains("unknown secret \"ghost\""));
+    assert_eq!(e.len(), 7, "{e}");
+}
+
+#[test]
+fn field_value_rules() {
+    let yaml = r#"name: t
+services:
+  - name: "bad name!"
+    pwd: app
+secrets:
+  - {name: big, kind: binary, size: 1000000}
+  - {name: zero, kind: ascii, size: 0}
+  - {name: ca, kind: x509-ca, valid_for: 0s}
+  - {name: c, kind: x509, issuer: ca, dns: ["ok.example", "bad_label.example", "-x.example"], valid_for: "10 fortnights"}
+images:
+  - name: i
+    injection_files:
+      - {path: /a, content: x, mode: 17777}
+      - {path: /b, content: x, mode: "0999"}
+      - {path: /a, content: y}
+      - {path: /c/../etc/passwd, content: y}
+access_policy:
+  read: []
+  update: [ANY, CREATOR]
+  create_sessions: [CREATOR, CREATOR]
+"#;
+    let e = parse_err(yaml);
+    for (path, needle) in [
+        ("services[0].name", "may only contain"),
+        ("services[0].pwd", "absolute"),
+        ("secrets[0].size", "size must be 1..=65536"),
+        ("secrets[1].size", "size must be"),
+        ("secrets[2].valid_for", "1 second to 100 years"),
+        ("secrets[3].dns[1]", "DNS name labels"),
+        ("secrets[3].dns[2]", "DNS name labels"),
+        ("secrets[3].valid_for", "unknown unit"),
+        ("images[0].injection_files[0].mode", "at most 07777"),
+        ("images[0].injection_files[1].mode", "octal file mode"),
+        (
+            "images[0].injection_files[2].path",
+            "also used by images[0].injection_files[0]",
+        ),
+        ("images[0].injection_files[3].path", "'..'"),
+        ("access_policy.read", "empty"),
+        ("access_policy.update", "ANY already includes"),
+        ("access_policy.create_sessions[1]", "duplicate principal"),
+    ] {
+        let err = error_at(&e, path);
+        assert!(err.message.contains(needle), "{path}: {}", err.message);
+        assert!(err.line > 0, "{path} has no position");
+    }
+    assert_eq!(e.len(), 15, "{e}");
+}
+
+#[test]
+fn secret_key_and_kind_mismatches() {
+    let e = parse_err(
+        "name: t\nsecrets:\n  - {name: a, kind: x509-ca, size: 3}\n  - {name: b, kind: private-key, value: x}\n  - {name: c, kind: ascii, import: {session: o, secret: c}}\n  - {name: d, kind: explicit}\n  - {name: e, kind: magic}\n  - {name: f, import: {session: t, secret: f}}\n  - {name: g, kind: ascii, import: {session: o, secret: g}, export: [x]}\n",
+    );
+    assert!(error_at(&e, "secrets[0].size")
+        .message
+        .contains("does not apply to kind `x509-ca`"));
+    assert!(error_at(&e, "secrets[1].value")
+        .message
+        .contains("does not apply to kind `private-key`"));
+    assert!(error_at(&e, "secrets[2].kind")
+        .message
+        .contains("takes its kind from the exporting session"));
+    assert!(error_at(&e, "secrets[3]")
+        .message
+        .contains("needs a `value`"));
+    assert!(error_at(&e, "secrets[4].kind")
+        .message
+        .contains("unknown secret kind \"magic\""));
+    assert!(error_at(&e, "secrets[5].import.session")
+        .message
+        .contains("cannot import from itself"));
+    assert!(error_at(&e, "secrets[6].export")
+        .message
+        .contains("cannot be exported again"));
+}
+
+#[test]
+fn unknown_secret_kind_does_not_cascade_into_placeholder_errors() {
+    let e = parse_err(
+        "name: t\nservices:\n  - name: a\n    environment: {X: \"$$SIGIL::s:crt$$\"}\nsecrets:\n  - {name: s, kind: magic}\n",
+    );
+    assert_eq!(e.len(), 1, "{e}");
+    error_at(&e, "secrets[0].kind");
+}
+
+#[test]
+fn many_errors_reported_together_in_document_order() {
+    let yaml = r#"name: "bad//name"
+predecessor: 1234
+services:
+  - name: a
+    command: "unclosed 'quote"
+    pwd: relative
+    surprise: true
+secrets:
+  - {name: s, kind: ascii, size: lots}
+access_policy:
+  read: [SOMEONE]
+security:
+  attestation:
+    mode: maybe
+    tolerate: [debug-mode, sleepy]
+    ignore_advisories: [CVE-2020-1234]
+"#;
+    let e = parse_err(yaml);
+    let paths: Vec<&str> = e.iter().map(|e| e.path.as_str()).collect();
+    assert_eq!(
+        paths,
+        [
+            "name",
+            "predecessor",
+            "services[0].command",
+            "services[0].pwd",
+            "services[0].surprise",
+            "secrets[0].size",
+            "access_policy.read[0]",
+            "security.attestation.mode",
+            "security.attestation.tolerate[1]",
+            "security.attestation.ignore_advisories",
+        ],
+        "{e}"
+    );
+    // Lines ascend; Display gives one line per error with line:column.
+    let lines: Vec<usize> = e.iter().map(|e| e.line).collect();
+    assert!(lines.windows(2).all(|w| w[0] <= w[1]), "{lines:?}");
+    let text = e.to_string();
+    assert_eq!(text.lines().count(), 10);
+    assert!(
+        text.lines().next().unwrap().starts_with("1:7: name: "),
+        "{text}"
+    );
+}
+
+#[test]
+fn error_count_is_capped() {
+    let mut yaml = String::from("name: t\nservices:\n");
+    for _ in 0..500 {
+        yaml.push_str("  - {name: a, bogus: 1}\n");
+    }
+    let e = parse_err(&yaml);
+    assert_eq!(e.len(), 201);
+    assert!(e.iter().last().unwrap().message.contains("more errors"));
+}
+
+#[test]
+fn scone_spellings_are_accepted() {
+    let s = parse_ok(
+        "name: t\nsecurity:\n  attestation:\n    tolerate: debug-mode, hyperthreading outdated-tcb\n    ignore_advisories: intel-sa-00615\nsecrets:\n  - name: s\n    kind: ascii\n    export: [other, {session: \"ns/third\"}]\nservices:\n  - name: a\n    command: $$SCONE::s$$ --flag\n",
+    );
+    assert_eq!(s.security.tolerate.len(), 3);
+    assert!(s.security.ignore_advisories.contains("INTEL-SA-00615"));
+    assert_eq!(s.secrets[0].export.len(), 2);
+    assert_eq!(s.services[0].command, ["$$SCONE::s$$", "--flag"]);
+}
+
+#[test]
+fn session_names() {
+    for ok in ["a", "A-b_c.d~e", "ns/sub/name", &"x".repeat(128)] {
+        let n: SessionName = ok.parse().unwrap();
+        assert_eq!(n.as_str(), ok);
+    }
+    assert_eq!(
+        "ns/sub/name".parse::<SessionName>().unwrap().namespace(),
+        Some("ns/sub")
+    );
+    assert_eq!("name".parse::<SessionName>().unwrap().namespace(), None);
+    for bad in [
+        "",
+        "/a",
+        "a/",
+        "a//b",
+        "a b",
+        "a/../b",
+        ".",
+        "ä",
+        &"x".repeat(129),
+        &format!("{}/{}", "a".repeat(128), "b".repeat(128)),
+    ] {
+        assert!(bad.parse::<SessionName>().is_err(), "{bad:?}");
+    }
+    assert_error("name: a/../b\n", "name", 1, 7, "'.' and '..'");
+}
+
+#[test]
+fn session_hash_text_and_serde() {
+    let text = "AB".repeat(32);
+    let h: SessionHash = text.parse().unwrap();
+    assert_eq!(h.to_string(), "ab".repeat(32));
+    assert!("ab".repeat(31).parse::<SessionHash>().is_err());
+    assert!("zz".repeat(32).parse::<SessionHash>().is_err());
+    let json = serde_json::to_string(&h).unwrap();
+    assert_eq!(json, format!("\"{}\"", "ab".repeat(32)));
+    assert_eq!(serde_json::from_str::<SessionHash>(&json).unwrap(), h);
+    assert!(serde_json::from_str::<SessionHash>("\"abc\"").is_err());
+    let s = parse_ok(&format!("name: t\npredecessor: {}\n", "AB".repeat(32)));
+    assert_eq!(s.predecessor, Some(h));
+}
+
+#[test]
+fn predecessor_changes_the_hash() {
+    let a = parse_ok(MINIMAL);
+    let b = parse_ok(&format!("{MINIMAL}predecessor: {}\n", a.hash()));
+    assert_ne!(a.hash(), b.hash());
+    let c = parse_ok(&format!("{MINIMAL}predecessor: {}\n", b.hash()));
+    assert_ne!(b.hash(), c.hash());
+}
+
+#[test]
+fn hash_ignores_formatting_of_the_example() {
+    let base = parse_ok(EXAMPLE).hash();
+    // Comments stripped, key order of top-level sections reversed, list
+    // order of services changed, command as list.
+    let mut sections: Vec<String> = Vec::new();
+    for line in EXAMPLE.lines().filter(|l| !l.trim_start().starts_with('#')) {
+        if !line.starts_with(' ') && !line.is_empty() {
+            sections.push(String::new());
+        }
+        if let Some(last) = sections.last_mut() {
+            last.push_str(line);
+            last.push('\n');
+        }
+    }
+    sections.reverse();
+    let reordered = sections.concat().replace(
+        "command: python3 /app/aggregator.py --config /etc/aggregator/config.yaml --port 8443",
+        "command: ['python3', \"/app/aggregator.py\", --config, /etc/aggregator/config.yaml, --port, '8443']",
+    );
+    assert_ne!(reordered, EXAMPLE);
+    assert_eq!(parse_ok(&reordered).hash(), base);
+    // A semantic change does change it.
+    let changed = EXAMPLE.replace("size: 24", "size: 25");
+    assert_ne!(parse_ok(&changed).hash(), base);
+}
+
+#[test]
+fn hostile_yaml_features_are_refused() {
+    // Billion laughs: refused without expansion.
+    let mut laughs = String::from("name: t\nversion: &a0 lol\n");
+    let mut yaml = String::new();
+    for i in 1..40 {
+        yaml.push_str(&format!(
+            "x{i}: &a{i} [*a{p}, *a{p}, *a{p}, *a{p}]\n",
+            p = i - 1
+        ));
+    }
+    laughs.push_str(&yaml);
+    let e = parse_err(&laughs);
+    assert!(e
+        .iter()
+        .any(|e| e.message.contains("anchors and aliases are not supported")));
+
+    let e = parse_err("name: &n t\n");
+    assert!(error_at(&e, "").message.contains("anchors"));
+    let e = parse_err("name: !!str t\n");
+    assert!(e.to_string().contains("tags are not supported"));
+    let e = parse_err("name: !custom t\n");
+    assert!(e.to_string().contains("tags are not supported"));
+    let e = parse_err("name: t\n---\nname: u\n");
+    assert!(e.to_string().contains("only one YAML document"));
+    let e = parse_err("name: t\n? [complex]\n: key\n");
+    assert!(e.to_string().contains("keys must be plain strings"), "{e}");
+}
+
+#[test]
+fn size_and_depth_limits() {
+    let big = format!("name: t\nversion: \"{}\"\n", "x".repeat(MAX_DOCUMENT_BYTES));
+    let e = parse_err(&big);
+    assert!(e.to_string().contains("larger than the limit"));
+
+    let deep = format!("name: t\nversion: {}{}\n", "[".repeat(100), "]".repeat(100));
+    let e = parse_err(&deep);
+    assert!(e.to_string().contains("nesting is deeper than 32"), "{e}");
+
+    let very_deep = "[".repeat(200_000);
+    assert!(Session::parse(&very_deep).is_err());
+
+    let mut block_deep = String::from("name: t\nservices:\n");
+    for i in 0..100 {
+        block_deep.push_str(&" ".repeat(2 * i + 2));
+        block_deep.push_str("- \n");
+    }
+    assert!(parse_err(&block_deep).to_string().contains("nesting"));
+
+    let many = format!("name: t\nversion: [{}]\n", vec!["1"; MAX_NODES].join(","));
+    let e = parse_err(&many);
+    assert!(e.to_string().contains("more than 100000 values"), "{e}");
+
+    let long_value = format!(
+        "name: t\nimages:\n  - name: i\n    injection_files:\n      - path: /x\n        content: \"{}\"\n",
+        "a".repeat(MAX_INJECTION_CONTENT + 1)
+    );
+    assert!(error_at(
+        &parse_err(&long_value),
+        "images[0].injection_files[0].content"
+    )
+    .message
+    .contains("512 KiB"));
+}
+
+#[test]
+fn syntax_errors_have_positions() {
+    for (doc, line) in [
+        ("name: t\nservices: [a, b\n", 3),
+        ("name: \"bad \\xZZ escape\"\n", 1),
+        ("name: t\n  bad: indentation\n", 2),
+        ("name: 'unterminated\n", 1),
+        ("name: t\nversion: \"\\uD800\"\n", 2),
+    ] {
+        let e = parse_err(doc);
+        let first = e.iter().next().unwrap();
+        assert!(first.message.contains("YAML syntax error"), "{doc:?}: {e}");
+        assert_eq!(first.line, line, "{doc:?}: {e}");
+        assert!(first.column >= 1);
+    }
+}
+
+#[test]
+fn nul_and_control_characters_in_values() {
+    let e = parse_err("name: t\nservices:\n  - name: a\n    environment: {X: \"a\\0b\"}\n");
+    assert!(error_at(&e, "services[0].environment.X")
+        .message
+        .contains("NUL"));
+    let e = parse_err("name: t\nversion: \"\\x07bell\"\n");
+    assert!(error_at(&e, "version").message.contains("printable"));
+}
+
+#[test]
+fn validate_checks_sessions_built_in_code() {
+    let mut s = Session::new("gen".parse().unwrap());
+    s.services.push(Service {
+        name: "svc".into(),
+        command: vec!["/bin/app".into(), "$$SIGIL::missing$$".into()],
+        image_name: Some("img".into()),
+        attestation: vec![AttestationRule {
+            simulation_measurement: Some([7; 32]),
+            ..Default::default()
+        }],
+        ..Default::default()
+    });
+    let e = s.validate().unwrap_err();
+    let paths: Vec<&str> = e.iter().map(|e| e.path.as_str()).collect();
+    assert_eq!(paths, ["services[0].command[1]", "services[0].image_name"]);
+    assert!(e.iter().all(|e| e.line == 0));
+
+    s.images.push(Image {
+        name: "img".into(),
+        ..Default::default()
+    });
+    s.secrets.push(Secret {
+        name: "missing".into(),
+        kind: SecretKind::Binary { size: 16 },
+        export: vec![],
+        import: None,
+    });
+    s.validate().unwrap();
+    // A generated session survives the YAML round trip.
+    let back = parse_ok(&s.to_yaml());
+    assert_eq!(back, s);
+    assert_eq!(back.hash(), s.hash());
+}
+
+#[test]
+fn environment_keys_with_odd_characters_get_quoted_paths() {
+    let e = parse_err(
+        "name: t\nservices:\n  - name: a\n    environment: {\"a.b\": \"$$SIGIL::x$$\"}\n",
+    );
+    error_at(&e, "services[0].environment[\"a.b\"]");
+    let e = parse_err("name: t\nservices:\n  - name: a\n    environment: {\"A=B\": v}\n");
+    let err = error_at(&e, "services[0].environment[\"A=B\"]");
+    assert!(err.message.contains("without '='"));
+    assert_eq!((err.line, err.column), (4, 19));
+}
