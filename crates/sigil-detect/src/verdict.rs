@@ -996,7 +996,14 @@ pub fn decide(r: &Report) -> Verdict {
         );
     }
 
-    let pass_on = pass_on(r, evidence, sgx.present, tdx.present, snp.present);
+    let pass_on = pass_on(
+        r,
+        &out.advice,
+        evidence,
+        sgx.present,
+        tdx.present,
+        snp.present,
+    );
     let summary = summary(r, evidence, status, &out);
     out.advice.sort_by_key(|a| a.severity);
     Verdict {
@@ -1010,7 +1017,14 @@ pub fn decide(r: &Report) -> Verdict {
     }
 }
 
-fn pass_on(r: &Report, ev: Option<Evidence>, sgx: bool, tdx: bool, snp: bool) -> PassOn {
+fn pass_on(
+    r: &Report,
+    advice: &[Advice],
+    ev: Option<Evidence>,
+    sgx: bool,
+    tdx: bool,
+    snp: bool,
+) -> PassOn {
     let target = ev.or(if sgx {
         Some(Evidence::SgxDcap)
     } else if tdx {
@@ -1020,7 +1034,16 @@ fn pass_on(r: &Report, ev: Option<Evidence>, sgx: bool, tdx: bool, snp: bool) ->
     } else {
         None
     });
+    // Flags cannot help a CPU that cannot do DCAP; don't suggest them.
+    let sgx_hopeless = [
+        AdviceId::SgxNoFlc,
+        AdviceId::SgxNoEpc,
+        AdviceId::SgxCpuidMismatch,
+    ]
+    .iter()
+    .any(|id| advice.iter().any(|a| a.id == *id));
     match target {
+        Some(Evidence::SgxDcap) if ev.is_none() && sgx_hopeless => PassOn::default(),
         Some(Evidence::SgxDcap) => PassOn {
             docker: sgx_docker_flags(r),
             kubernetes: sgx_k8s_lines(),
@@ -1068,13 +1091,15 @@ fn summary(r: &Report, ev: Option<Evidence>, status: Status, out: &Out) -> Strin
             let vendor = cpu.vendor.as_deref().unwrap_or("unknown CPU");
             let vm = if cpu.hypervisor {
                 format!(
-                    " under a hypervisor ({})",
-                    cpu.hypervisor_vendor.as_deref().unwrap_or("unknown")
+                    " in a {} VM",
+                    cpu.hypervisor_vendor.as_deref().unwrap_or("hypervisor")
                 )
             } else {
                 String::new()
             };
-            format!("no usable TEE ({vendor}{vm}: no SGX, TDX or SEV-SNP): simulation only")
+            format!(
+                "no usable TEE on this {vendor} CPU{vm} (no SGX, TDX or SEV-SNP): simulation only"
+            )
         }
     }
 }

@@ -283,6 +283,8 @@ fn legacy_isgx_host() {
         .find(|d| d.path == "/dev/isgx")
         .unwrap();
     assert_eq!(isgx.kind == FileKind::CharDevice, real);
+    // No flags to pass on: nothing can make this CPU do DCAP.
+    assert!(v.pass_on.docker.is_empty() && v.pass_on.kubernetes.is_empty());
     // Old kernel without the in-kernel driver is not blamed for a missing flag.
     assert!(!v.has(AdviceId::SgxKernelDisabled));
 }
