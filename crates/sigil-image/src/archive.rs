@@ -1,0 +1,553 @@
+//! Writing images: an OCI archive (tar of an OCI image layout) or a
+//! docker-archive. The archive is written to a temporary file in the
+//! destination directory and renamed into place only when complete, so a
+//! failure never leaves a half-written image behind.
+//!
+//! Layer blobs are streamed straight into the archive: a placeholder tar
+//! header is written, the (compressed) layer follows, and the header is
+//! rewritten once the digest and size are known. Nothing is written twice.
+
+use std::collections::BTreeMap;
+use std::fs::{self, File};
+use std::io::{self, BufWriter, Seek, SeekFrom, Write};
+use std::path::{Path, PathBuf};
+
+use crate::digest::{Digest, HashWriter};
+use crate::error::IoContext;
+use crate::flatten::{Kind, Node, Rootfs};
+use crate::spec::{self, Compression, Descriptor, DockerManifestEntry, Index, Manifest};
+use crate::{Error, Result};
+
+/// Output format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    /// OCI archive (`podman load`, `skopeo copy oci-archive:`).
+    OciArchive,
+    /// docker-archive (`docker load`, `podman load`); layers uncompressed.
+    DockerArchive,
+}
+
+/// Compression of an output layer, with its level.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LayerCompression {
+    /// Algorithm.
+    pub kind: Compression,
+    /// Level (zstd: 1..19, negative = fast; gzip: 0..9).
+    pub level: i32,
+    /// Worker threads for zstd (0 = single-threaded).
+    pub threads: u32,
+}
+
+impl LayerCompression {
+    /// No compression (used for sealed data, which does not compress).
+    pub const NONE: LayerCompression = LayerCompression {
+        kind: Compression::None,
+        level: 0,
+        threads: 0,
+    };
+}
+
+/// A layer written to the archive.
+#[derive(Debug, Clone)]
+pub struct WrittenLayer {
+    /// Descriptor of the blob.
+    pub desc: Descriptor,
+    /// Digest of the uncompressed tar.
+    pub diff_id: Digest,
+}
+
+/// The compressor of a layer stream (see [`LayerTar`]).
+pub enum Enc<W: Write> {
+    /// Uncompressed.
+    None(W),
+    /// gzip.
+    Gzip(flate2::write::GzEncoder<W>),
+    /// zstd.
+    Zstd(zstd::stream::write::Encoder<'static, W>),
+}
+
+impl<W: Write> Write for Enc<W> {
+    fn write(&mut self, b: &[u8]) -> io::Result<usize> {
+        match self {
+            Enc::None(w) => w.write(b),
+            Enc::Gzip(w) => w.write(b),
+            Enc::Zstd(w) => w.write(b),
+        }
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        match self {
+            Enc::None(w) => w.flush(),
+            Enc::Gzip(w) => w.flush(),
+            Enc::Zstd(w) => w.flush(),
+        }
+    }
+}
+
+impl<W: Write> Enc<W> {
+    fn new(w: W, c: LayerCompression) -> io::Result<Self> {
+        Ok(match c.kind {
+            Compression::None => Enc::None(w),
+            Compression::Gzip => Enc::Gzip(flate2::write::GzEncoder::new(
+                w,
+                flate2::Compression::new(c.level.clamp(0, 9) as u32),
+            )),
+            Compression::Zstd => {
+                let mut e = zstd::stream::write::Encoder::new(w, c.level)?;
+                if c.threads > 0 {
+                    e.multithread(c.threads)?;
+                }
+                Enc::Zstd(e)
+            }
+        })
+    }
+    fn finish(self) -> io::Result<W> {
+        match self {
+            Enc::None(w) => Ok(w),
+            Enc::Gzip(w) => w.finish(),
+            Enc::Zstd(w) => w.finish(),
+        }
+    }
+}
+
+/// The layer tar being written; add entries with [`LayerTar::builder`].
+pub type LayerTar<'a> = tar::Builder<HashWriter<Enc<HashWriter<&'a mut BufWriter<File>>>>>;
+
+/// An image archive being written.
+pub struct ImageWriter {
+    dest: PathBuf,
+    tmp: Option<tempfile::NamedTempFile>,
+    out: BufWriter<File>,
+    format: Format,
+    layers: Vec<WrittenLayer>,
+}
+
+fn blob_header(path: &str, size: u64) -> tar::Header {
+    let mut h = tar::Header::new_ustar();
+    // Blob names are short and ASCII (blobs/sha256/<64 hex>), so ustar fits.
+    let _ = h.set_path(path);
+    h.set_size(size);
+    h.set_mode(0o644);
+    h.set_entry_type(tar::EntryType::Regular);
+    h.set_mtime(0);
+    h.set_cksum();
+    h
+}
+
+impl ImageWriter {
+    /// Starts writing an archive that will appear at `dest` on [`ImageWriter::finish`].
+    pub fn create(dest: &Path, format: Format) -> Result<ImageWriter> {
+        let dir = match dest.parent() {
+            Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+            _ => PathBuf::from("."),
+        };
+        if !dir.is_dir() {
+            return Err(Error::Usage(format!(
+                "output directory {} does not exist",
+                dir.display()
+            )));
+        }
+        let tmp = tempfile::Builder::new()
+            .prefix(".sigil-image-")
+            .suffix(".partial")
+            .tempfile_in(&dir)
+            .at(&dir)?;
+        let file = tmp.reopen().at(tmp.path())?;
+        let mut w = ImageWriter {
+            dest: dest.to_path_buf(),
+            tmp: Some(tmp),
+            out: BufWriter::with_capacity(1 << 20, file),
+            format,
+            layers: Vec::new(),
+        };
+        if format == Format::OciArchive {
+            w.add_small("oci-layout", br#"{"imageLayoutVersion":"1.0.0"}"#)?;
+            w.add_dir("blobs/")?;
+            w.add_dir("blobs/sha256/")?;
+        }
+        Ok(w)
+    }
+
+    fn tmp_path(&self) -> PathBuf {
+        self.tmp
+            .as_ref()
+            .map(|t| t.path().to_path_buf())
+            .unwrap_or_default()
+    }
+
+    fn add_dir(&mut self, path: &str) -> Result<()> {
+        let mut h = tar::Header::new_ustar();
+        let _ = h.set_path(path);
+        h.set_entry_type(tar::EntryType::Directory);
+        h.set_mode(0o755);
+        h.set_size(0);
+        h.set_mtime(0);
+        h.set_cksum();
+        let p = self.tmp_path();
+        self.out.write_all(h.as_bytes()).at(p)
+    }
+
+    fn add_small(&mut self, path: &str, data: &[u8]) -> Result<()> {
+        let h = blob_header(path, data.len() as u64);
+        let p = self.tmp_path();
+        self.out.write_all(h.as_bytes()).at(&p)?;
+        self.out.write_all(data).at(&p)?;
+        let pad = (512 - data.len() % 512) % 512;
+        self.out.write_all(&vec![0u8; pad]).at(&p)
+    }
+
+    fn add_blob(&mut self, data: &[u8]) -> Result<Digest> {
+        let d = Digest::of(data);
+        let name = match self.format {
+            Format::OciArchive => format!("blobs/sha256/{}", d.hex()),
+            Format::DockerArchive => format!("{}.json", d.hex()),
+        };
+        self.add_small(&name, data)?;
+        Ok(d)
+    }
+
+    /// Streams one layer into the archive: `fill` appends entries to the tar.
+    /// docker-archive layers are always uncompressed.
+    pub fn add_layer(
+        &mut self,
+        compression: LayerCompression,
+        fill: impl FnOnce(&mut LayerTar<'_>) -> Result<()>,
+    ) -> Result<WrittenLayer> {
+        let compression = match self.format {
+            Format::OciArchive => compression,
+            Format::DockerArchive => LayerCompression::NONE,
+        };
+        let p = self.tmp_path();
+        self.out.flush().at(&p)?;
+        let hdr_pos = self.out.get_mut().stream_position().at(&p)?;
+        self.out.write_all(&[0u8; 512]).at(&p)?;
+        let enc = Enc::new(HashWriter::new(&mut self.out), compression).at(&p)?;
+        let mut tarb = tar::Builder::new(HashWriter::new(enc));
+        tarb.mode(tar::HeaderMode::Complete);
+        tarb.follow_symlinks(false);
+        fill(&mut tarb)?;
+        let inner = tarb.into_inner().at(&p)?;
+        let (enc, diff_id, _) = inner.finish();
+        let hw = enc.finish().at(&p)?;
+        let (out, digest, size) = hw.finish();
+        let pad = (512 - size % 512) % 512;
+        out.write_all(&vec![0u8; pad as usize]).at(&p)?;
+        out.flush().at(&p)?;
+        let name = match self.format {
+            Format::OciArchive => format!("blobs/sha256/{}", digest.hex()),
+            Format::DockerArchive => format!("{}.tar", diff_id.hex()),
+        };
+        let h = blob_header(&name, size);
+        let f = self.out.get_mut();
+        let end = f.stream_position().at(&p)?;
+        f.seek(SeekFrom::Start(hdr_pos)).at(&p)?;
+        f.write_all(h.as_bytes()).at(&p)?;
+        f.seek(SeekFrom::Start(end)).at(&p)?;
+        let layer = WrittenLayer {
+            desc: Descriptor {
+                media_type: compression.kind.media_type().to_string(),
+                digest: digest.to_string(),
+                size,
+                annotations: BTreeMap::new(),
+                platform: None,
+            },
+            diff_id,
+        };
+        self.layers.push(layer.clone());
+        Ok(layer)
+    }
+
+    /// Adds a layer from a complete uncompressed tar given as bytes.
+    pub fn add_raw_layer(
+        &mut self,
+        compression: LayerCompression,
+        tar_bytes: &[u8],
+    ) -> Result<WrittenLayer> {
+        self.add_layer(compression, |t| {
+            let w = t.get_mut();
+            w.write_all(tar_bytes)
+                .map_err(|e| Error::image(format!("writing raw layer: {e}")))?;
+            Ok(())
+        })
+    }
+
+    /// Writes the config (its `rootfs.diff_ids` are set to the layers
+    /// written), the manifest and index, and moves the archive into place.
+    /// `ref_name` names the image (`localhost/name:tag`).
+    pub fn finish(mut self, mut config: serde_json::Value, ref_name: &str) -> Result<Descriptor> {
+        let diff_ids: Vec<serde_json::Value> = self
+            .layers
+            .iter()
+            .map(|l| serde_json::Value::String(l.diff_id.to_string()))
+            .collect();
+        if !config.is_object() {
+            return Err(Error::image("image config is not a JSON object"));
+        }
+        config["rootfs"] = serde_json::json!({"type": "layers", "diff_ids": diff_ids});
+        let cfg_bytes = serde_json::to_vec(&config).map_err(|e| Error::image(e.to_string()))?;
+        let cfg_digest = self.add_blob(&cfg_bytes)?;
+        let manifest_desc = match self.format {
+            Format::OciArchive => {
+                let manifest = Manifest {
+                    schema_version: 2,
+                    media_type: Some(spec::MT_MANIFEST.to_string()),
+                    config: Descriptor {
+                        media_type: spec::MT_CONFIG.to_string(),
+                        digest: cfg_digest.to_string(),
+                        size: cfg_bytes.len() as u64,
+                        annotations: BTreeMap::new(),
+                        platform: None,
+                    },
+                    layers: self.layers.iter().map(|l| l.desc.clone()).collect(),
+                    annotations: BTreeMap::new(),
+                };
+                let mb = serde_json::to_vec(&manifest).map_err(|e| Error::image(e.to_string()))?;
+                let md = self.add_blob(&mb)?;
+                let mut ann = BTreeMap::new();
+                ann.insert(spec::ANN_REF_NAME.to_string(), ref_name.to_string());
+                let desc = Descriptor {
+                    media_type: spec::MT_MANIFEST.to_string(),
+                    digest: md.to_string(),
+                    size: mb.len() as u64,
+                    annotations: ann,
+                    platform: None,
+                };
+                let index = Index {
+                    schema_version: 2,
+                    media_type: Some(spec::MT_INDEX.to_string()),
+                    manifests: vec![desc.clone()],
+                };
+                let ib = serde_json::to_vec(&index).map_err(|e| Error::image(e.to_string()))?;
+                self.add_small("index.json", &ib)?;
+                desc
+            }
+            Format::DockerArchive => {
+                let entry = DockerManifestEntry {
+                    config: format!("{}.json", cfg_digest.hex()),
+                    repo_tags: Some(vec![ref_name.to_string()]),
+                    layers: self
+                        .layers
+                        .iter()
+                        .map(|l| format!("{}.tar", l.diff_id.hex()))
+                        .collect(),
+                };
+                let mb =
+                    serde_json::to_vec(&vec![entry]).map_err(|e| Error::image(e.to_string()))?;
+                self.add_small("manifest.json", &mb)?;
+                Descriptor {
+                    media_type: spec::MT_CONFIG.to_string(),
+                    digest: cfg_digest.to_string(),
+                    size: cfg_bytes.len() as u64,
+                    annotations: BTreeMap::new(),
+                    platform: None,
+                }
+            }
+        };
+        let p = self.tmp_path();
+        self.out.write_all(&[0u8; 1024]).at(&p)?;
+        self.out.flush().at(&p)?;
+        self.out.get_ref().sync_all().at(&p)?;
+        let tmp = self
+            .tmp
+            .take()
+            .ok_or_else(|| Error::image("writer already finished"))?;
+        tmp.persist(&self.dest)
+            .map_err(|e| Error::io(&self.dest, e.error))?;
+        fs::set_permissions(
+            &self.dest,
+            std::os::unix::fs::PermissionsExt::from_mode(0o644),
+        )
+        .at(&self.dest)?;
+        Ok(manifest_desc)
+    }
+}
+
+fn node_header(node: &Node, et: tar::EntryType, size: u64) -> tar::Header {
+    let mut h = tar::Header::new_gnu();
+    h.set_entry_type(et);
+    h.set_mode(node.mode);
+    h.set_uid(node.uid);
+    h.set_gid(node.gid);
+    h.set_mtime(node.mtime);
+    h.set_size(size);
+    h
+}
+
+/// Appends every node of `root` for which `skip` is false to a layer tar,
+/// in path order. A hard link whose target is skipped would carry a
+/// plaintext copy of skipped (protected) content, so it is refused.
+pub fn append_rootfs<W: Write>(
+    tarb: &mut tar::Builder<W>,
+    root: &Rootfs,
+    skip: &dyn Fn(&str) -> bool,
+    progress: &mut dyn FnMut(u64),
+) -> Result<()> {
+    for (path, node) in root.nodes() {
+        if skip(path) {
+            continue;
+        }
+        append_node(tarb, root, path, node, skip, progress)?;
+    }
+    Ok(())
+}
+
+fn append_node<W: Write>(
+    tarb: &mut tar::Builder<W>,
+    root: &Rootfs,
+    path: &str,
+    node: &Node,
+    skip: &dyn Fn(&str) -> bool,
+    progress: &mut dyn FnMut(u64),
+) -> Result<()> {
+    let werr = |e: io::Error| Error::image(format!("writing /{path}: {e}"));
+    if !node.xattrs.is_empty() {
+        let pax: Vec<(String, &[u8])> = node
+            .xattrs
+            .iter()
+            .map(|(k, v)| (format!("SCHILY.xattr.{k}"), v.as_slice()))
+            .collect();
+        tarb.append_pax_extensions(pax.iter().map(|(k, v)| (k.as_str(), *v)))
+            .map_err(werr)?;
+    }
+    match &node.kind {
+        Kind::Dir => {
+            let mut h = node_header(node, tar::EntryType::Directory, 0);
+            tarb.append_data(&mut h, format!("{path}/"), io::empty())
+                .map_err(werr)?;
+        }
+        Kind::File => append_file(tarb, root, path, node, progress)?,
+        Kind::Hardlink(t) => {
+            let target_ok = matches!(root.get(t).map(|n| &n.kind), Some(Kind::File))
+                && root.same_content(path, t);
+            if target_ok && skip(t) {
+                return Err(Error::Usage(format!(
+                    "/{path} is a hard link to protected /{t}: it would keep a plaintext copy; protect it too"
+                )));
+            }
+            if target_ok {
+                let mut h = node_header(node, tar::EntryType::Link, 0);
+                tarb.append_link(&mut h, path, t).map_err(werr)?;
+            } else {
+                append_file(tarb, root, path, node, progress)?;
+            }
+        }
+        Kind::Symlink(t) => {
+            let mut h = node_header(node, tar::EntryType::Symlink, 0);
+            tarb.append_link(&mut h, path, t).map_err(werr)?;
+        }
+        Kind::Char(maj, min) | Kind::Block(maj, min) => {
+            let et = if matches!(node.kind, Kind::Char(..)) {
+                tar::EntryType::Char
+            } else {
+                tar::EntryType::Block
+            };
+            let mut h = node_header(node, et, 0);
+            h.set_device_major(*maj).map_err(werr)?;
+            h.set_device_minor(*min).map_err(werr)?;
+            tarb.append_data(&mut h, path, io::empty()).map_err(werr)?;
+        }
+        Kind::Fifo => {
+            let mut h = node_header(node, tar::EntryType::Fifo, 0);
+            tarb.append_data(&mut h, path, io::empty()).map_err(werr)?;
+        }
+    }
+    Ok(())
+}
+
+fn append_file<W: Write>(
+    tarb: &mut tar::Builder<W>,
+    root: &Rootfs,
+    path: &str,
+    node: &Node,
+    progress: &mut dyn FnMut(u64),
+) -> Result<()> {
+    let disk = root.disk_path(path);
+    let f = File::open(&disk).at(&disk)?;
+    let size = f.metadata().at(&disk)?.len();
+    let mut h = node_header(node, tar::EntryType::Regular, size);
+    tarb.append_data(&mut h, path, f)
+        .map_err(|e| Error::image(format!("writing /{path}: {e}")))?;
+    progress(size);
+    Ok(())
+}
+
+/// Appends a host directory tree (directories and regular files, sorted)
+/// under `prefix` in the layer, owned by root, keeping permission bits.
+pub fn append_host_tree<W: Write>(
+    tarb: &mut tar::Builder<W>,
+    host_dir: &Path,
+    prefix: &str,
+) -> Result<()> {
+    fn walk<W: Write>(tarb: &mut tar::Builder<W>, dir: &Path, rel: &str) -> Result<()> {
+        let mut names: Vec<_> = fs::read_dir(dir)
+            .at(dir)?
+            .map(|e| e.map(|e| e.file_name()))
+            .collect::<io::Result<_>>()
+            .at(dir)?;
+        names.sort();
+        for n in names {
+            let name = n
+                .to_str()
+                .ok_or_else(|| Error::image(format!("non-UTF-8 name in {}", dir.display())))?;
+            let p = dir.join(name);
+            let r = format!("{rel}/{name}");
+            let m = fs::symlink_metadata(&p).at(&p)?;
+            let mode = std::os::unix::fs::PermissionsExt::mode(&m.permissions()) & 0o7777;
+            let node = Node {
+                kind: Kind::Dir,
+                mode,
+                uid: 0,
+                gid: 0,
+                mtime: 0,
+                xattrs: Vec::new(),
+            };
+            let werr = |e: io::Error| Error::image(format!("writing {r}: {e}"));
+            if m.is_dir() {
+                let mut h = node_header(&node, tar::EntryType::Directory, 0);
+                tarb.append_data(&mut h, format!("{r}/"), io::empty())
+                    .map_err(werr)?;
+                walk(tarb, &p, &r)?;
+            } else if m.is_file() {
+                let f = File::open(&p).at(&p)?;
+                let mut h = node_header(&node, tar::EntryType::Regular, m.len());
+                tarb.append_data(&mut h, &r, f).map_err(werr)?;
+            } else if m.file_type().is_symlink() {
+                let t = fs::read_link(&p).at(&p)?;
+                let mut h = node_header(&node, tar::EntryType::Symlink, 0);
+                tarb.append_link(&mut h, &r, t).map_err(werr)?;
+            } else {
+                return Err(Error::image(format!(
+                    "{}: unsupported file type",
+                    p.display()
+                )));
+            }
+        }
+        Ok(())
+    }
+    let mut h = node_header(&Node::dir(0o755), tar::EntryType::Directory, 0);
+    tarb.append_data(&mut h, format!("{prefix}/"), io::empty())
+        .map_err(|e| Error::image(format!("writing {prefix}: {e}")))?;
+    walk(tarb, host_dir, prefix)
+}
+
+/// Appends one in-memory regular file to a layer.
+pub fn append_bytes<W: Write>(
+    tarb: &mut tar::Builder<W>,
+    path: &str,
+    data: &[u8],
+    mode: u32,
+) -> Result<()> {
+    let mut h = node_header(
+        &Node {
+            kind: Kind::File,
+            mode,
+            uid: 0,
+            gid: 0,
+            mtime: 0,
+            xattrs: Vec::new(),
+        },
+        tar::EntryType::Regular,
+        data.len() as u64,
+    );
+    tarb.append_data(&mut h, path, data)
+        .map_err(|e| Error::image(format!("writing {path}: {e}")))
+}

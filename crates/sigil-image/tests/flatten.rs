@@ -1,0 +1,302 @@
+//! Reading and flattening real OCI/docker archives built on this machine,
+//! including hostile ones: path traversal, writes through symlinks, absurd
+//! sizes, decompression bombs, corrupt data, digest mismatches.
+
+mod common;
+
+use common::{raw_end, raw_entry};
+use sigil_image::build::ImageBuilder;
+use sigil_image::flatten::{Kind, Rootfs};
+use sigil_image::source::{SourceImage, SourceKind};
+use sigil_image::{Error, Limits};
+use std::io;
+use std::path::Path;
+
+fn flatten(img: &Path, limits: &Limits, staging: &Path) -> Result<Rootfs, Error> {
+    let src = SourceImage::open(img, None, limits)?;
+    let mut root = Rootfs::new(staging, limits)?;
+    for i in 0..src.layers.len() {
+        let mut r = src.open_layer(i)?;
+        root.apply_layer(&src.layers[i].name, &mut r, &mut |_| {})?;
+        io::copy(&mut r, &mut io::sink()).map_err(|e| Error::image(e.to_string()))?;
+    }
+    Ok(root)
+}
+
+fn three_layers() -> ImageBuilder {
+    ImageBuilder::new()
+        .layer(|l| {
+            l.add_bytes("etc/keep", b"keep", 0o644)
+                .add_bytes("etc/gone", b"gone", 0o644)
+                .add_bytes("opt/old/a", b"a", 0o644)
+                .add_bytes("opt/old/sub/b", b"b", 0o644)
+                .add_symlink("bin/sh", "/usr/bin/dash")
+                .add_bytes("usr/bin/dash", b"not really", 0o755)
+        })
+        .layer(|l| {
+            l.whiteout("etc/gone")
+                .opaque("opt/old")
+                .add_bytes("opt/old/new", b"new", 0o600)
+                .add_bytes("etc/keep", b"replaced", 0o640)
+        })
+        .layer(|l| l.whiteout("bin/sh").add_dir("var/empty", 0o700))
+        .entrypoint(["/usr/bin/dash"])
+}
+
+fn assert_three_layers(root: &Rootfs) {
+    let read = |p: &str| std::fs::read(root.disk_path(p)).unwrap();
+    assert_eq!(read("etc/keep"), b"replaced");
+    assert_eq!(root.get("etc/keep").unwrap().mode, 0o640);
+    assert!(root.get("etc/gone").is_none());
+    assert!(!root.disk_path("etc/gone").exists());
+    assert!(root.get("opt/old/a").is_none());
+    assert!(root.get("opt/old/sub").is_none());
+    assert!(root.get("opt/old/sub/b").is_none());
+    assert_eq!(read("opt/old/new"), b"new");
+    assert!(root.get("bin/sh").is_none());
+    assert_eq!(root.get("var/empty").unwrap().kind, Kind::Dir);
+    assert_eq!(root.get("var/empty").unwrap().mode, 0o700);
+}
+
+#[test]
+fn whiteouts_and_opaque_dirs_in_all_input_formats() {
+    let t = tempfile::tempdir().unwrap();
+    let b = three_layers();
+    let oci = t.path().join("oci.tar");
+    let docker = t.path().join("docker.tar");
+    let dir = t.path().join("layout");
+    b.write_oci_archive(&oci).unwrap();
+    b.write_docker_archive(&docker, "localhost/three:latest")
+        .unwrap();
+    b.write_oci_dir(&dir).unwrap();
+    for (img, kind) in [
+        (&oci, SourceKind::OciArchive),
+        (&docker, SourceKind::DockerArchive),
+        (&dir, SourceKind::OciDir),
+    ] {
+        let src = SourceImage::open(img, None, &Limits::default()).unwrap();
+        assert_eq!(src.kind, kind);
+        assert_eq!(src.layers.len(), 3);
+        assert_eq!(src.run.entrypoint, vec!["/usr/bin/dash".to_string()]);
+        let root = flatten(
+            img,
+            &Limits::default(),
+            &t.path().join(format!("s-{kind:?}")),
+        )
+        .unwrap();
+        assert_three_layers(&root);
+    }
+}
+
+#[test]
+fn zstd_and_uncompressed_layers() {
+    use sigil_image::archive::LayerCompression;
+    use sigil_image::spec::Compression;
+    let t = tempfile::tempdir().unwrap();
+    for (i, kind) in [Compression::Zstd, Compression::None]
+        .into_iter()
+        .enumerate()
+    {
+        let img = t.path().join(format!("{i}.tar"));
+        three_layers()
+            .compression(LayerCompression {
+                kind,
+                level: 3,
+                threads: 0,
+            })
+            .write_oci_archive(&img)
+            .unwrap();
+        let src = SourceImage::open(&img, None, &Limits::default()).unwrap();
+        assert_eq!(src.layers[0].compression, Some(kind));
+        let root = flatten(&img, &Limits::default(), &t.path().join(format!("s{i}"))).unwrap();
+        assert_three_layers(&root);
+    }
+}
+
+fn hostile(layer: Vec<u8>, limits: &Limits) -> String {
+    let t = tempfile::tempdir().unwrap();
+    let img = t.path().join("img.tar");
+    ImageBuilder::new()
+        .layer(|l| {
+            l.add_symlink("evil", "/tmp")
+                .add_bytes("ok/file", b"x", 0o644)
+        })
+        .raw_layer(layer)
+        .write_oci_archive(&img)
+        .unwrap();
+    let staging = t.path().join("staging");
+    let err = match flatten(&img, limits, &staging) {
+        Ok(_) => panic!("hostile layer accepted"),
+        Err(e) => e.to_string(),
+    };
+    // Nothing escaped the staging directory.
+    assert!(!t.path().join("pwned").exists());
+    assert!(!Path::new("/tmp/pwned-by-sigil-test").exists());
+    assert!(!err.contains('\n'), "multi-line error: {err}");
+    err
+}
+
+#[test]
+fn path_traversal_is_refused() {
+    let e = hostile(
+        raw_end(raw_entry(b"../pwned", tar::EntryType::Regular, b"x", None)),
+        &Limits::default(),
+    );
+    assert!(e.contains("path traversal"), "{e}");
+    let e = hostile(
+        raw_end(raw_entry(
+            b"ok/../../pwned",
+            tar::EntryType::Regular,
+            b"x",
+            None,
+        )),
+        &Limits::default(),
+    );
+    assert!(e.contains("path traversal"), "{e}");
+}
+
+#[test]
+fn writing_through_a_symlink_is_refused() {
+    let e = hostile(
+        raw_end(raw_entry(
+            b"evil/pwned-by-sigil-test",
+            tar::EntryType::Regular,
+            b"x",
+            None,
+        )),
+        &Limits::default(),
+    );
+    assert!(e.contains("passes through symlink /evil"), "{e}");
+}
+
+#[test]
+fn hard_link_leaving_the_image_is_refused() {
+    let e = hostile(
+        raw_end(raw_entry(
+            b"h",
+            tar::EntryType::Link,
+            b"",
+            Some(b"../../etc/passwd"),
+        )),
+        &Limits::default(),
+    );
+    assert!(e.contains("leaves the image"), "{e}");
+    let e = hostile(
+        raw_end(raw_entry(
+            b"h",
+            tar::EntryType::Link,
+            b"",
+            Some(b"/etc/passwd"),
+        )),
+        &Limits::default(),
+    );
+    assert!(e.contains("not a regular file of the image"), "{e}");
+}
+
+#[test]
+fn absurd_sizes_and_decompression_bombs_are_refused() {
+    // 64 MiB of zeros compresses to ~64 KiB of gzip.
+    let mut tarb = tar::Builder::new(Vec::new());
+    let mut h = tar::Header::new_gnu();
+    h.set_size(64 << 20);
+    h.set_mode(0o644);
+    h.set_uid(0);
+    h.set_gid(0);
+    h.set_mtime(0);
+    h.set_cksum();
+    tarb.append_data(&mut h, "bomb", io::repeat(0).take_(64 << 20))
+        .unwrap();
+    let layer = tarb.into_inner().unwrap();
+    let limits = Limits {
+        max_layer_bytes: 8 << 20,
+        ..Limits::default()
+    };
+    let e = hostile(layer.clone(), &limits);
+    assert!(
+        e.contains("limit exceeded") || e.contains("more than"),
+        "{e}"
+    );
+    let limits = Limits {
+        max_total_bytes: 1 << 20,
+        ..Limits::default()
+    };
+    let e = hostile(layer, &limits);
+    assert!(e.contains("unpacks to more than"), "{e}");
+}
+
+trait TakeExt: io::Read + Sized {
+    fn take_(self, n: u64) -> io::Take<Self> {
+        io::Read::take(self, n)
+    }
+}
+impl<R: io::Read> TakeExt for R {}
+
+#[test]
+fn too_many_entries_is_refused() {
+    let mut v = Vec::new();
+    for i in 0..50 {
+        v.extend(raw_entry(
+            format!("f{i}").as_bytes(),
+            tar::EntryType::Regular,
+            b"",
+            None,
+        ));
+    }
+    let e = hostile(
+        raw_end(v),
+        &Limits {
+            max_entries: 20,
+            ..Limits::default()
+        },
+    );
+    assert!(e.contains("more than 20 entries"), "{e}");
+}
+
+#[test]
+fn corrupt_layer_and_digest_mismatch_are_refused() {
+    let t = tempfile::tempdir().unwrap();
+    let dir = t.path().join("layout");
+    three_layers().write_oci_dir(&dir).unwrap();
+    let src = SourceImage::open(&dir, None, &Limits::default()).unwrap();
+    let blob = dir
+        .join("blobs/sha256")
+        .join(src.layers[0].name.trim_start_matches("sha256:"));
+    let mut bytes = std::fs::read(&blob).unwrap();
+    let mid = bytes.len() / 2;
+    bytes[mid] ^= 0xff;
+    std::fs::write(&blob, &bytes).unwrap();
+    let err = flatten(&dir, &Limits::default(), &t.path().join("s"))
+        .err()
+        .expect("corrupt layer accepted")
+        .to_string();
+    assert!(
+        err.contains("corrupt") || err.contains("digest mismatch") || err.contains("invalid"),
+        "{err}"
+    );
+    assert!(!err.contains('\n'));
+}
+
+#[test]
+fn missing_and_malformed_inputs_name_the_problem() {
+    let t = tempfile::tempdir().unwrap();
+    let e = SourceImage::open(&t.path().join("nope.tar"), None, &Limits::default())
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("nope.tar"), "{e}");
+    let junk = t.path().join("junk.tar");
+    std::fs::write(&junk, b"this is not a tar archive at all").unwrap();
+    let e = SourceImage::open(&junk, None, &Limits::default())
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("junk.tar"), "{e}");
+    let dir = t.path().join("layout");
+    three_layers().write_oci_dir(&dir).unwrap();
+    std::fs::write(dir.join("index.json"), vec![b' '; 5 << 20]).unwrap();
+    let e = SourceImage::open(&dir, None, &Limits::default())
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("limit exceeded") && e.contains("index.json"),
+        "{e}"
+    );
+}
