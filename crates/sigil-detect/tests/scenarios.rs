@@ -658,3 +658,83 @@ fn missing_root_is_an_error() {
     let env = ProbeEnv::fake(t.root().join("nope"), cpu_sgx2_flc());
     assert!(probe(&env).is_err());
 }
+
+#[test]
+fn dcap_driver_links_only_in_a_container() {
+    let mut t = Tree::new();
+    t.kernel("6.8.0", "sgx sgx_lc");
+    t.file("/.dockerenv", "");
+    let real = t.chardev("/dev/sgx/enclave", 0o666) & t.chardev("/dev/sgx/provision", 0o666);
+    let r = run(&ProbeEnv::fake(t.root(), cpu_sgx2_flc()));
+    let v = r.verdict();
+    // Without the AESM socket Gramine cannot quote: the container fix is the volume.
+    let a = v.get(AdviceId::SgxAesmMissing).unwrap();
+    assert!(
+        a.fix.contains("--volume=/var/run/aesmd:/var/run/aesmd"),
+        "{}",
+        a.fix
+    );
+    assert_eq!(v.exit_code, EXIT_INCOMPLETE);
+    // The flags name the nodes that exist.
+    assert_eq!(
+        &v.pass_on.docker[..2],
+        ["--device=/dev/sgx/enclave", "--device=/dev/sgx/provision"]
+    );
+    t.socket("/var/run/aesmd/aesm.socket");
+    let r = run(&ProbeEnv::fake(t.root(), cpu_sgx2_flc()).with_live(true));
+    let v = r.verdict();
+    if real {
+        assert_eq!(v.exit_code, EXIT_HW, "{:?}", v.advice);
+        assert_eq!(v.evidence, Some(Evidence::SgxDcap));
+    } else {
+        assert!(v.has(AdviceId::DeviceNotCharDevice));
+    }
+    // Host-side quoting configuration is not this container's business.
+    assert!(!v.has(AdviceId::SgxQuoteProviderMissing));
+    assert!(!v.has(AdviceId::SgxPccsNotConfigured));
+}
+
+#[test]
+fn old_scone_device_name() {
+    let t = Tree::new();
+    t.kernel("6.8.0", "sgx sgx_lc");
+    let real = t.chardev("/dev/sgx", 0o666);
+    let r = run(&ProbeEnv::fake(t.root(), cpu_sgx2_flc()));
+    let v = r.verdict();
+    let a = v.get(AdviceId::SgxOldDeviceName).unwrap();
+    assert!(a.fix.contains("/dev/sgx_enclave"), "{}", a.fix);
+    assert_eq!(v.exit_code, EXIT_INCOMPLETE);
+    let sgx = r.sgx_devices.iter().find(|d| d.path == "/dev/sgx").unwrap();
+    assert_eq!(sgx.kind == FileKind::CharDevice, real);
+}
+
+#[test]
+fn live_open_of_a_driverless_node_fails_with_advice() {
+    let mut t = Tree::new();
+    sgx_host(&mut t);
+    fs::remove_file(t.p("/dev/sgx_enclave")).unwrap();
+    // 240:0 is in the "local/experimental" range: no driver answers it here.
+    if !t.chardev_num("/dev/sgx_enclave", 0o666, 240, 0) {
+        let r = run(&ProbeEnv::fake(t.root(), cpu_sgx2_flc()).with_live(true));
+        assert!(r.verdict().has(AdviceId::DeviceNotCharDevice));
+        return;
+    }
+    let r = run(&ProbeEnv::fake(t.root(), cpu_sgx2_flc()).with_live(true));
+    let d = &r.sgx_devices[0];
+    assert_eq!(d.rdev, Some((240, 0)));
+    let open = d.open.as_ref().unwrap();
+    assert!(!open.ok);
+    let v = r.verdict();
+    let a = v.get(AdviceId::DeviceOpenFailed).unwrap();
+    assert_eq!(a.subject.as_deref(), Some("/dev/sgx_enclave"));
+    // Linux answers an unregistered character major with ENXIO.
+    assert!(
+        matches!(open.errno, Some(libc::ENXIO) | Some(libc::ENODEV)),
+        "{open:?}"
+    );
+    assert!(a.fix.contains("load the driver"), "{}", a.fix);
+    assert_eq!(v.exit_code, EXIT_INCOMPLETE);
+    // Without the live open the same tree looks fine: the open is the test.
+    let r = run(&ProbeEnv::fake(t.root(), cpu_sgx2_flc()));
+    assert!(!r.verdict().has(AdviceId::DeviceOpenFailed));
+}
