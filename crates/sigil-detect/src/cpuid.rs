@@ -61,7 +61,7 @@ impl Cpuid for NativeCpuid {
 ///
 /// This is the documented test interface: build it from the raw register
 /// values of the machine you want to simulate.
-#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default)]
 pub struct FakeCpuid {
     answers: BTreeMap<(u32, u32), CpuidRegs>,
 }
