@@ -363,6 +363,8 @@ pub fn convert(opts: &ConvertOptions, progress: &dyn Progress) -> Result<Convert
     }
     protected.sort_by(|a, b| a.0.cmp(&b.0));
 
+    check_hard_links(&root, &roots)?;
+
     // Move protected trees out of the root file system and seal them.
     let volume = if roots.is_empty() {
         None
@@ -507,6 +509,42 @@ pub fn convert(opts: &ConvertOptions, progress: &dyn Progress) -> Result<Convert
         digest: desc.digest,
         input_bytes,
     })
+}
+
+/// Refuses hard links that join a protected path and an unprotected one: the
+/// unprotected name would keep a plaintext copy of protected content (or the
+/// volume a copy of content the user meant to leave alone).
+fn check_hard_links(root: &Rootfs, roots: &[String]) -> Result<()> {
+    use std::os::unix::fs::MetadataExt;
+    if !root
+        .nodes()
+        .values()
+        .any(|n| matches!(n.kind, Kind::Hardlink(_)))
+    {
+        return Ok(());
+    }
+    let mut by_inode: BTreeMap<(u64, u64), Vec<&String>> = BTreeMap::new();
+    for (p, n) in root.nodes() {
+        if matches!(n.kind, Kind::File | Kind::Hardlink(_)) {
+            let d = root.disk_path(p);
+            let m = fs::metadata(&d).at(&d)?;
+            if m.nlink() > 1 {
+                by_inode.entry((m.dev(), m.ino())).or_default().push(p);
+            }
+        }
+    }
+    for paths in by_inode.values() {
+        let prot = |p: &str| roots.iter().any(|r| is_within(p, r));
+        if let (Some(a), Some(b)) = (
+            paths.iter().find(|p| prot(p)),
+            paths.iter().find(|p| !prot(p)),
+        ) {
+            return Err(Error::Usage(format!(
+                "/{b} is a hard link to protected /{a}: it would keep a plaintext copy; protect it too or remove it"
+            )));
+        }
+    }
+    Ok(())
 }
 
 /// What a dry run reports: the input as parsed, without unpacking it.
