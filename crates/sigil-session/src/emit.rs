@@ -44,7 +44,7 @@ pub(crate) fn quote(s: &str) -> String {
 }
 
 /// Can `s` be written as a literal block scalar and read back unchanged?
-fn literal_ok(s: &str) -> bool {
+pub(crate) fn literal_ok(s: &str) -> bool {
     s.contains('\n')
         && !s.starts_with([' ', '\t', '\n'])
         && s.chars().all(|c| {

@@ -12,6 +12,8 @@ mod error;
 mod model;
 mod parse;
 pub mod placeholder;
+#[cfg(test)]
+mod proptests;
 mod validate;
 mod yaml;
 

@@ -238,3 +238,132 @@ pub fn substitute_bytes<E>(
     out.extend_from_slice(&text[last..]);
     Ok(out)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ph(secret: &str, format: Format) -> Placeholder {
+        Placeholder {
+            secret: secret.into(),
+            format,
+        }
+    }
+
+    #[test]
+    fn finds_placeholders_with_formats_and_alias() {
+        let text = "a $$SIGIL::db$$ b $$SCONE::key:pem$$ c $$SIGIL::x.y-z_1:bin$$";
+        let found = find(text).unwrap();
+        let got: Vec<(&str, Placeholder)> = found
+            .iter()
+            .map(|(r, p)| (&text[r.clone()], p.clone()))
+            .collect();
+        assert_eq!(
+            got,
+            [
+                ("$$SIGIL::db$$", ph("db", Format::Default)),
+                ("$$SCONE::key:pem$$", ph("key", Format::Pem)),
+                ("$$SIGIL::x.y-z_1:bin$$", ph("x.y-z_1", Format::Der)),
+            ]
+        );
+    }
+
+    #[test]
+    fn every_format_name_parses_and_displays() {
+        for (name, f) in [
+            ("hex", Format::Hex),
+            ("base64", Format::Base64),
+            ("pem", Format::Pem),
+            ("der", Format::Der),
+            ("bin", Format::Der),
+            ("crt", Format::Crt),
+            ("chain", Format::Chain),
+            ("privatekey", Format::PrivateKey),
+        ] {
+            let text = format!("$$SIGIL::s:{name}$$");
+            let found = find(&text).unwrap();
+            assert_eq!(found[0].1, ph("s", f));
+            // Display writes a placeholder that finds the same thing.
+            let again = found[0].1.to_string();
+            assert_eq!(find(&again).unwrap()[0].1, found[0].1);
+        }
+    }
+
+    #[test]
+    fn plain_dollars_are_text() {
+        assert!(find("echo $$ $$$ $$x$$ $").unwrap().is_empty());
+        // A placeholder right after a lone '$'.
+        let found = find("$$$SIGIL::a$$").unwrap();
+        assert_eq!(found[0].0, 1..13);
+    }
+
+    #[test]
+    fn malformed_placeholders_are_errors() {
+        for (text, kind, offset) in [
+            ("x $$SIGIL:a$$", PlaceholderErrorKind::MissingSeparator, 2),
+            ("$$SCONE a$$", PlaceholderErrorKind::MissingSeparator, 0),
+            ("$$SIGIL::a", PlaceholderErrorKind::Unterminated, 0),
+            ("$$SIGIL::$$", PlaceholderErrorKind::InvalidName, 0),
+            ("$$SIGIL::a b$$", PlaceholderErrorKind::InvalidName, 0),
+            ("$$SIGIL::ä$$", PlaceholderErrorKind::InvalidName, 0),
+            ("$$SIGIL::a:$$", PlaceholderErrorKind::UnknownFormat, 0),
+            ("$$SIGIL::a:PEM$$", PlaceholderErrorKind::UnknownFormat, 0),
+            ("$$SIGIL::a:pem:x$$", PlaceholderErrorKind::UnknownFormat, 0),
+        ] {
+            assert_eq!(
+                find(text).unwrap_err(),
+                PlaceholderError { offset, kind },
+                "{text}"
+            );
+        }
+        let long = format!("$$SIGIL::{}$$", "a".repeat(129));
+        assert_eq!(
+            find(&long).unwrap_err().kind,
+            PlaceholderErrorKind::InvalidName
+        );
+        let max = format!("$$SIGIL::{}$$", "a".repeat(128));
+        assert_eq!(find(&max).unwrap().len(), 1);
+    }
+
+    #[test]
+    fn substitute_replaces_in_order() {
+        let mut seen = Vec::new();
+        let out = substitute("u=$$SIGIL::user$$ p=$$SCONE::pw:hex$$!", |p| {
+            seen.push(p.clone());
+            Ok::<_, String>(format!("<{}>", p.secret))
+        })
+        .unwrap();
+        assert_eq!(out, "u=<user> p=<pw>!");
+        assert_eq!(seen, [ph("user", Format::Default), ph("pw", Format::Hex)]);
+        // No placeholder: unchanged, resolver never called.
+        let out = substitute("plain $$ text", |_| Err::<String, _>("called")).unwrap();
+        assert_eq!(out, "plain $$ text");
+    }
+
+    #[test]
+    fn substitute_reports_resolver_and_syntax_errors() {
+        let err = substitute("$$SIGIL::x$$", |_| Err::<String, _>("no such secret")).unwrap_err();
+        assert!(matches!(err, SubstituteError::Resolve("no such secret")));
+        assert_eq!(
+            err.to_string(),
+            "cannot resolve placeholder: no such secret"
+        );
+        let err = substitute("$$SIGIL::x", |_| Ok::<_, String>(String::new())).unwrap_err();
+        assert!(matches!(err, SubstituteError::Placeholder(_)));
+    }
+
+    #[test]
+    fn substitute_bytes_handles_binary_text_and_values() {
+        let text = b"\x00\xff$$SIGIL::k:der$$\x80";
+        let out = substitute_bytes(text, |p| {
+            assert_eq!(p, &ph("k", Format::Der));
+            Ok::<_, ()>(vec![0xde, 0xad, 0x00])
+        })
+        .unwrap();
+        assert_eq!(out, b"\x00\xff\xde\xad\x00\x80");
+        // A substituted value is not scanned again.
+        let out =
+            substitute_bytes(b"$$SIGIL::a$$", |_| Ok::<_, ()>(b"$$SIGIL::a$$".to_vec())).unwrap();
+        assert_eq!(out, b"$$SIGIL::a$$");
+    }
+}
