@@ -55,6 +55,9 @@ pub struct Claims {
     pub rtmr: Option<[[u8; 48]; 4]>,
     /// TDX 1.5 MRSERVICETD (`Some` only for TDX 1.5 bodies).
     pub mr_service_td: Option<[u8; 48]>,
+    /// TDX 1.5: the TD is bound to a service TD (non-zero MRSERVICETD or the
+    /// SERVTD_EXT attribute).
+    pub service_td: bool,
     /// TDX: whether the TD has SEPT_VE_DISABLE set (it should).
     pub sept_ve_disabled: Option<bool>,
     /// SEV-SNP launch measurement.
@@ -91,6 +94,7 @@ impl Claims {
             mrtd: None,
             rtmr: None,
             mr_service_td: None,
+            service_td: false,
             sept_ve_disabled: None,
             snp_measurement: None,
             simulation_measurement: None,
@@ -104,9 +108,9 @@ impl Claims {
         }
     }
 
-    /// Whether a TDX 1.5 TD is bound to a service TD (non-zero MRSERVICETD).
+    /// Whether a TDX 1.5 TD is bound to a service TD.
     pub fn has_service_td(&self) -> bool {
-        self.mr_service_td.is_some_and(|m| m != [0u8; 48])
+        self.service_td
     }
 }
 
@@ -127,6 +131,7 @@ struct ClaimsView<'a> {
     rtmr: Option<Vec<String>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     mr_service_td: Option<String>,
+    service_td: bool,
     #[serde(skip_serializing_if = "Option::is_none")]
     sept_ve_disabled: Option<bool>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -155,6 +160,7 @@ impl Serialize for Claims {
             mrtd: self.mrtd.map(hex::encode),
             rtmr: self.rtmr.map(|r| r.iter().map(hex::encode).collect()),
             mr_service_td: self.mr_service_td.map(hex::encode),
+            service_td: self.service_td,
             sept_ve_disabled: self.sept_ve_disabled,
             snp_measurement: self.snp_measurement.map(hex::encode),
             simulation_measurement: self.simulation_measurement.map(hex::encode),
@@ -196,6 +202,9 @@ impl std::fmt::Display for Claims {
         }
         if let Some(m) = &self.mr_service_td {
             writeln!(f, "mrservicetd:       {}", h(m))?;
+        }
+        if self.tee == TeeKind::Tdx {
+            writeln!(f, "service td bound:  {}", self.service_td)?;
         }
         if let Some(s) = self.sept_ve_disabled {
             writeln!(f, "sept_ve_disabled:  {s}")?;

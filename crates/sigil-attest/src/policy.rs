@@ -557,7 +557,7 @@ mod tests {
                 Tolerance::DebugMode,
                 (|c: &mut Claims| c.debug = true) as fn(&mut Claims),
             ),
-            (Tolerance::ServiceTd, |c| c.mr_service_td = Some([1; 48])),
+            (Tolerance::ServiceTd, |c| c.service_td = true),
             (Tolerance::SeptVeNotDisabled, |c| {
                 c.sept_ve_disabled = Some(false)
             }),
@@ -572,10 +572,6 @@ mod tests {
             p.tolerate.insert(tol);
             assert!(decide(&c, &[rule()], &p, &[4; 64], "s").is_accept());
         }
-        // A zero MRSERVICETD is no service TD.
-        let mut c = sgx_claims();
-        c.mr_service_td = Some([0; 48]);
-        assert!(decide(&c, &[rule()], &SecurityPolicy::default(), &[4; 64], "s").is_accept());
     }
 
     #[test]
