@@ -99,6 +99,7 @@ pub(crate) fn cert_info(what: &'static str, der: &[u8]) -> Result<CertInfo, Veri
 pub(crate) struct CrlDates {
     pub this_update: u64,
     pub next_update: Option<u64>,
+    pub issuer: String,
 }
 
 pub(crate) fn crl_dates(what: &'static str, der: &[u8]) -> Result<CrlDates, VerifyError> {
@@ -110,5 +111,6 @@ pub(crate) fn crl_dates(what: &'static str, der: &[u8]) -> Result<CrlDates, Veri
     Ok(CrlDates {
         this_update: ts(c.last_update().timestamp()),
         next_update: c.next_update().map(|t| ts(t.timestamp())),
+        issuer: c.issuer().to_string(),
     })
 }
