@@ -19,9 +19,11 @@ pub mod convert;
 pub mod digest;
 pub mod elf;
 pub mod resolve;
+pub mod session;
 
 pub mod error;
 pub mod flatten;
+pub mod helm;
 pub mod limits;
 
 pub mod source;
