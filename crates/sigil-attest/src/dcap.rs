@@ -446,16 +446,17 @@ impl DcapVerifier {
         {
             return Ok(p);
         }
-        let chain =
-            match cert_type {
-                5 => pem_certs("PCK certificate chain", data)?,
-                t => return Err(malformed(
+        let chain = match cert_type {
+            5 => pem_certs("PCK certificate chain", data)?,
+            t => {
+                return Err(malformed(
                     "quote",
                     format!(
                         "certification data type {t} (only 5, an embedded PCK chain, is supported)"
                     ),
-                )),
-            };
+                ))
+            }
+        };
         let p = Arc::new(parse_pck(chain)?);
         if let Ok(mut m) = self.parsed_pck.lock() {
             if m.len() >= MAX_CACHE {
