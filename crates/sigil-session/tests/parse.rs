@@ -950,3 +950,27 @@ fn environment_keys_with_odd_characters_get_quoted_paths() {
     assert!(err.message.contains("without '='"));
     assert_eq!((err.line, err.column), (4, 19));
 }
+
+#[test]
+fn documented_worked_example_hash() {
+    // docs/session-language.md, "Worked example": the hash there was checked
+    // with `printf 'sigil-session-canonical-v1\n%s' "$JSON" | sha256sum`.
+    let s = parse_ok(include_str!("data/doc-example.yaml"));
+    assert_eq!(
+        s.hash().to_string(),
+        "916d23dbcfadb12bff08420710cfd25766a0b335bbeb26a625f7b0cbd8efa34f"
+    );
+    assert!(String::from_utf8(s.canonical_form())
+        .unwrap()
+        .starts_with(r#"{"access_policy":{"create_sessions":["CREATOR"],"read":["CREATOR"],"update":["CREATOR"]},"images":[],"name":"demo/web""#));
+    let reformatted = r#"secrets: [{size: 16, kind: binary, name: token}]
+services:
+- attestation: [{mrenclave: "0a0a0a0a0a0a0a0a0a0a0a0a0a0a0a0a0a0a0a0a0a0a0a0a0a0a0a0a0a0a0a0a"}]
+  environment: {TOKEN: "$$SIGIL::token:hex$$"}
+  command: [nginx, -g, 'daemon off;']
+  name: web
+access_policy: {read: [CREATOR], update: [CREATOR], create_sessions: [CREATOR]}
+name: "demo/web"
+"#;
+    assert_eq!(parse_ok(reformatted).hash(), s.hash());
+}
