@@ -20,6 +20,7 @@ pub mod dcap;
 mod der;
 pub mod evidence;
 pub mod policy;
+pub mod session;
 pub mod sgx;
 pub mod simulation;
 pub mod snp;

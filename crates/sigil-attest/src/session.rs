@@ -1,0 +1,80 @@
+//! Conversions from the session language (`sigil-session`) to the policy
+//! inputs of [`crate::decide`].
+
+use crate::policy::{Rule, SecurityPolicy, Tolerance};
+use sigil_session as s;
+
+impl From<&s::AttestationRule> for Rule {
+    fn from(r: &s::AttestationRule) -> Self {
+        Rule {
+            mrenclave: r.mrenclave,
+            mrsigner: r.mrsigner,
+            isvprodid: r.isvprodid,
+            isvsvn_min: r.isvsvn_min,
+            mrtd: r.mrtd,
+            rtmr: r.rtmr,
+            snp_measurement: r.snp_measurement,
+            simulation_measurement: r.simulation_measurement,
+        }
+    }
+}
+
+impl From<s::Tolerance> for Tolerance {
+    fn from(t: s::Tolerance) -> Self {
+        match t {
+            s::Tolerance::DebugMode => Tolerance::DebugMode,
+            s::Tolerance::OutdatedTcb => Tolerance::OutdatedTcb,
+            s::Tolerance::SoftwareHardeningNeeded => Tolerance::SoftwareHardeningNeeded,
+            s::Tolerance::ConfigurationNeeded => Tolerance::ConfigurationNeeded,
+            s::Tolerance::Hyperthreading => Tolerance::Hyperthreading,
+            s::Tolerance::ServiceTd => Tolerance::ServiceTd,
+            s::Tolerance::SeptVeNotDisabled => Tolerance::SeptVeNotDisabled,
+        }
+    }
+}
+
+impl From<&s::Security> for SecurityPolicy {
+    fn from(sec: &s::Security) -> Self {
+        SecurityPolicy {
+            allow_simulation: sec.attestation_mode == s::AttestationMode::Simulation,
+            tolerate: sec.tolerate.iter().map(|t| Tolerance::from(*t)).collect(),
+            ignore_advisories: sec.ignore_advisories.clone(),
+        }
+    }
+}
+
+/// The rules of service `service` and the security policy of `session`, or
+/// `None` if the session has no such service.
+pub fn policy_for(session: &s::Session, service: &str) -> Option<(Vec<Rule>, SecurityPolicy)> {
+    let svc = session.service(service)?;
+    Some((
+        svc.attestation.iter().map(Rule::from).collect(),
+        SecurityPolicy::from(&session.security),
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_tolerance_maps_to_the_same_spelling() {
+        for t in s::Tolerance::ALL {
+            assert_eq!(Tolerance::from(t).as_str(), t.as_str());
+        }
+    }
+
+    #[test]
+    fn session_yaml_to_policy() {
+        let yaml = "name: demo/tee-manager\nservices:\n  - name: app\n    command: /bin/app\n    attestation:\n      - mrenclave: 0101010101010101010101010101010101010101010101010101010101010101\nsecurity:\n  attestation:\n    mode: simulation\n    tolerate: [debug-mode, outdated-tcb]\n    ignore_advisories: [INTEL-SA-00615]\n";
+        let session = s::Session::parse(yaml).unwrap_or_else(|e| panic!("{e}"));
+        let (rules, p) = policy_for(&session, "app").unwrap();
+        assert_eq!(rules.len(), 1);
+        assert_eq!(rules[0].mrenclave, Some([1; 32]));
+        assert!(p.allow_simulation);
+        assert!(p.tolerate.contains(&Tolerance::DebugMode));
+        assert!(p.tolerate.contains(&Tolerance::OutdatedTcb));
+        assert!(p.ignore_advisories.contains("INTEL-SA-00615"));
+        assert!(policy_for(&session, "other").is_none());
+    }
+}
