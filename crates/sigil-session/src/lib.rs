@@ -50,12 +50,9 @@ impl Session {
         // A value that could not be read is reported once: drop validation
         // errors about the same field (or a field around or inside it).
         let (conv, val) = cx.errors.split_at(conversion_errors);
+        let related = RelatedPaths::new(conv.iter().map(|e| e.path.as_str()));
         let mut errors = conv.to_vec();
-        errors.extend(
-            val.iter()
-                .filter(|v| !conv.iter().any(|c| paths_related(&c.path, &v.path)))
-                .cloned(),
-        );
+        errors.extend(val.iter().filter(|v| !related.covers(&v.path)).cloned());
         match session {
             Some(s) if errors.is_empty() => Ok(s),
             _ => Err(finish(errors)),
@@ -97,13 +94,71 @@ impl Session {
     }
 }
 
-/// Is one path equal to, or a prefix (at a field boundary) of, the other?
-fn paths_related(a: &str, b: &str) -> bool {
-    let (short, long) = if a.len() <= b.len() { (a, b) } else { (b, a) };
-    long.starts_with(short)
-        && (short.len() == long.len()
-            || short.is_empty()
-            || matches!(long.as_bytes()[short.len()], b'.' | b'['))
+/// Paths of errors found while reading values, to recognise validation
+/// errors about the same field (or one around or inside it). The document
+/// path "" (YAML-level errors) relates to nothing. Hash sets keep this linear
+/// in the number of errors.
+struct RelatedPaths<'a> {
+    exact: std::collections::HashSet<&'a str>,
+    prefixes: std::collections::HashSet<&'a str>,
+}
+
+/// `path` and every shorter path at a field boundary (`a.b[0].c` -> `a.b[0]`, `a.b`, `a`).
+fn path_prefixes(path: &str) -> impl Iterator<Item = &str> {
+    let mut cut = Some(path.len()).filter(|&n| n > 0);
+    std::iter::from_fn(move || {
+        let end = cut?;
+        let p = &path[..end];
+        cut = p.rfind(['.', '[']).filter(|&i| i > 0);
+        Some(p)
+    })
+}
+
+impl<'a> RelatedPaths<'a> {
+    fn new(paths: impl Iterator<Item = &'a str>) -> Self {
+        let mut exact = std::collections::HashSet::new();
+        let mut prefixes = std::collections::HashSet::new();
+        for p in paths.filter(|p| !p.is_empty()) {
+            exact.insert(p);
+            prefixes.extend(path_prefixes(p));
+        }
+        RelatedPaths { exact, prefixes }
+    }
+
+    fn covers(&self, path: &str) -> bool {
+        self.prefixes.contains(path) || path_prefixes(path).any(|p| self.exact.contains(p))
+    }
+}
+
+#[cfg(test)]
+mod related_paths_tests {
+    use super::*;
+
+    #[test]
+    fn relates_fields_around_and_inside_but_not_siblings() {
+        let r = RelatedPaths::new(["services[0].attestation[1].mrenclave", "", "name"].into_iter());
+        for yes in [
+            "services[0].attestation[1].mrenclave",
+            "services[0].attestation[1]",
+            "services[0]",
+            "services",
+            "name",
+            "name.x",
+        ] {
+            assert!(r.covers(yes), "{yes}");
+        }
+        for no in [
+            "",
+            "services[0].attestation[10]",
+            "services[0].attestation[0]",
+            "services[1]",
+            "services[0].name",
+            "names",
+            "secrets[0]",
+        ] {
+            assert!(!r.covers(no), "{no}");
+        }
+    }
 }
 
 /// Sorts errors into document order and caps their number.
