@@ -738,3 +738,21 @@ fn live_open_of_a_driverless_node_fails_with_advice() {
     let r = run(&ProbeEnv::fake(t.root(), cpu_sgx2_flc()));
     assert!(!r.verdict().has(AdviceId::DeviceOpenFailed));
 }
+
+#[test]
+fn without_cpuid_the_devices_decide() {
+    // Non-x86_64 builds cannot run CPUID: the CPU is "unknown", not "no".
+    let mut t = Tree::new();
+    let real = sgx_host(&mut t);
+    let r = run(&ProbeEnv::fake(t.root(), sigil_detect::NoCpuid));
+    assert!(!r.cpu.cpuid_available);
+    assert!(!r.verdict().has(AdviceId::SgxCpuidMismatch));
+    assert!(!r.verdict().has(AdviceId::SgxNoFlc));
+    let expected = if real { EXIT_HW } else { EXIT_INCOMPLETE };
+    assert_eq!(r.verdict().exit_code, expected, "{:?}", r.verdict().advice);
+    assert!(r.render_text().contains("CPU              unknown"));
+    // And with nothing at all there is nothing to say but simulation.
+    let empty = Tree::new();
+    let r = run(&ProbeEnv::fake(empty.root(), sigil_detect::NoCpuid));
+    assert_eq!(r.verdict().exit_code, EXIT_SIM_ONLY);
+}
