@@ -130,6 +130,23 @@ impl<'a> RelatedPaths<'a> {
     }
 }
 
+/// Sorts errors into document order and caps their number.
+fn finish(mut errors: Vec<ParseError>) -> ParseErrors {
+    // Errors without a position (line 0) go last; stable keeps their order.
+    errors.sort_by_key(|e| (e.line == 0, e.line, e.column));
+    if errors.len() > parse::MAX_ERRORS {
+        let more = errors.len() - parse::MAX_ERRORS;
+        errors.truncate(parse::MAX_ERRORS);
+        errors.push(ParseError {
+            path: String::new(),
+            line: 0,
+            column: 0,
+            message: format!("... and {more} more errors"),
+        });
+    }
+    ParseErrors(errors)
+}
+
 #[cfg(test)]
 mod related_paths_tests {
     use super::*;
@@ -159,21 +176,4 @@ mod related_paths_tests {
             assert!(!r.covers(no), "{no}");
         }
     }
-}
-
-/// Sorts errors into document order and caps their number.
-fn finish(mut errors: Vec<ParseError>) -> ParseErrors {
-    // Errors without a position (line 0) go last; stable keeps their order.
-    errors.sort_by_key(|e| (e.line == 0, e.line, e.column));
-    if errors.len() > parse::MAX_ERRORS {
-        let more = errors.len() - parse::MAX_ERRORS;
-        errors.truncate(parse::MAX_ERRORS);
-        errors.push(ParseError {
-            path: String::new(),
-            line: 0,
-            column: 0,
-            message: format!("... and {more} more errors"),
-        });
-    }
-    ParseErrors(errors)
 }
