@@ -341,7 +341,7 @@ fn check_device(r: &Report, d: &DeviceReport, tee: Tee, sev: Severity, out: &mut
         let fix = if c.kubernetes {
             format!("add `supplementalGroups: [{gid}]` to the pod's securityContext")
         } else if c.in_container {
-            format!("run the container with `--group-add {gid}` (or as a user in group {group})")
+            format!("run the container with `--group-add {gid}` (rootless podman: `--group-add keep-groups`), or as a user in group {group}")
         } else {
             format!(
                 "add the user to group {group}: `sudo usermod -aG {group} $USER`, then log in again (or install the udev rule that gives the group rw access)"
@@ -773,7 +773,7 @@ fn stack_advice(r: &Report, out: &mut Out) {
                 format!("{} does not exist", s.pccs.path)
             },
             format!(
-                "set \"pccs_url\": \"https://<your-pccs>:8081/sgx/certification/v4/\" in {} (or use your cloud's PCCS)",
+                "set \"pccs_url\": \"https://<your-pccs>:8081/sgx/certification/v4/\" in {} (or your cloud's PCCS; Azure's az-dcap-client needs no file)",
                 s.pccs.path
             ),
         );

@@ -565,6 +565,11 @@ fn device_without_permission() {
             "{}",
             a.fix
         );
+        // In a plain container it is --group-add.
+        t.file("/.dockerenv", "");
+        let r = run(&ProbeEnv::fake(t.root(), cpu_sgx2_flc()).with_creds(uid, ugid, &[]));
+        let a = r.verdict().get(AdviceId::DeviceNoPermission).unwrap();
+        assert!(a.fix.contains(&format!("--group-add {gid}")), "{}", a.fix);
     }
 }
 
