@@ -34,7 +34,7 @@ impl Session {
         let (root, yaml_errors) = yaml::load(yaml);
         let mut cx = parse::Cx::new();
         for e in yaml_errors {
-            cx.err("", e.pos, e.message);
+            cx.err(&e.path, e.pos, e.message);
         }
         let Some(root) = root else {
             if cx.errors.is_empty() {

@@ -48,11 +48,9 @@ impl Cx {
 
 /// Path of a mapping entry whose key is user text (environment variables).
 pub(crate) fn key_path(parent: &str, key: &str) -> String {
-    if !key.is_empty() && key.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') {
-        format!("{parent}.{key}")
-    } else {
-        format!("{parent}[{:?}]", truncate(key))
-    }
+    let mut p = parent.to_owned();
+    crate::yaml::push_key(&mut p, key);
+    p
 }
 
 fn idx(parent: &str, i: usize) -> String {

@@ -70,6 +70,8 @@ impl Node {
 
 /// A problem found while reading the YAML itself.
 pub struct YamlError {
+    /// Field path of the value being read (same syntax as validation paths).
+    pub path: String,
     pub pos: Pos,
     pub message: String,
 }
@@ -82,6 +84,7 @@ pub fn load(text: &str) -> (Option<Node>, Vec<YamlError>) {
     let mut errors = Vec::new();
     if text.len() > MAX_DOCUMENT_BYTES {
         errors.push(YamlError {
+            path: String::new(),
             pos: Pos { line: 1, column: 1 },
             message: format!(
                 "document is {} bytes, larger than the limit of {} bytes",
@@ -95,6 +98,7 @@ pub fn load(text: &str) -> (Option<Node>, Vec<YamlError>) {
         parser: Parser::new_from_str(text),
         errors,
         nodes: 0,
+        path: String::new(),
     };
     let root = b.document();
     (root, b.errors)
@@ -104,6 +108,8 @@ struct Builder<'a> {
     parser: Parser<'a, saphyr_parser::StrInput<'a>>,
     errors: Vec<YamlError>,
     nodes: usize,
+    /// Path of the value being read.
+    path: String,
 }
 
 /// Reading must stop (syntax error or limit); already recorded.
@@ -115,6 +121,7 @@ impl<'a> Builder<'a> {
             Some(Ok(ev)) => Ok(ev),
             Some(Err(e)) => {
                 self.errors.push(YamlError {
+                    path: self.path.clone(),
                     pos: Pos {
                         line: e.marker().line(),
                         column: e.marker().col() + 1,
@@ -125,6 +132,7 @@ impl<'a> Builder<'a> {
             }
             None => {
                 self.errors.push(YamlError {
+                    path: self.path.clone(),
                     pos: Pos::default(),
                     message: "unexpected end of YAML stream".into(),
                 });
@@ -143,6 +151,7 @@ impl<'a> Builder<'a> {
             match ev {
                 Event::StreamEnd => {
                     self.errors.push(YamlError {
+                        path: self.path.clone(),
                         pos: Pos::of(&span),
                         message: "document is empty".into(),
                     });
@@ -160,6 +169,7 @@ impl<'a> Builder<'a> {
             let (ev, span) = self.next()?;
             if ev != Event::StreamEnd {
                 self.errors.push(YamlError {
+                    path: self.path.clone(),
                     pos: Pos::of(&span),
                     message: "only one YAML document is allowed".into(),
                 });
@@ -171,6 +181,7 @@ impl<'a> Builder<'a> {
 
     fn refuse(&mut self, span: &Span, what: &str) {
         self.errors.push(YamlError {
+            path: self.path.clone(),
             pos: Pos::of(span),
             message: format!("YAML {what} are not supported in sessions"),
         });
@@ -190,6 +201,7 @@ impl<'a> Builder<'a> {
         let pos = Pos::of(&span);
         if self.nodes > MAX_NODES {
             self.errors.push(YamlError {
+                path: self.path.clone(),
                 pos,
                 message: format!("document has more than {MAX_NODES} values"),
             });
@@ -218,6 +230,7 @@ impl<'a> Builder<'a> {
             {
                 let _ = (anchor, tag);
                 self.errors.push(YamlError {
+                    path: self.path.clone(),
                     pos,
                     message: format!("nesting is deeper than {MAX_DEPTH} levels"),
                 });
@@ -226,12 +239,16 @@ impl<'a> Builder<'a> {
             Event::SequenceStart(anchor, tag) => {
                 self.check_props(&span, anchor, tag.is_some());
                 let mut items = Vec::new();
+                let base = self.path.len();
                 loop {
                     let (ev, span) = self.next()?;
                     if ev == Event::SequenceEnd {
                         break;
                     }
-                    items.push(self.node(ev, span, depth + 1)?);
+                    self.path.push_str(&format!("[{}]", items.len()));
+                    let item = self.node(ev, span, depth + 1);
+                    self.path.truncate(base);
+                    items.push(item?);
                 }
                 Ok(Node {
                     kind: Kind::Seq(items),
@@ -251,11 +268,25 @@ impl<'a> Builder<'a> {
                     }
                     let key = self.node(ev, span, depth + 1)?;
                     let (ev, span) = self.next()?;
-                    let value = self.node(ev, span, depth + 1)?;
+                    let base = self.path.len();
+                    if let Kind::Scalar { value: k, .. } = &key.kind {
+                        push_key(&mut self.path, k);
+                    }
+                    let value = self.node(ev, span, depth + 1);
+                    let value = match value {
+                        Ok(v) => v,
+                        Err(stop) => {
+                            self.path.truncate(base);
+                            return Err(stop);
+                        }
+                    };
+                    let dup_path = self.path.clone();
+                    self.path.truncate(base);
                     match &key.kind {
                         Kind::Scalar { value: k, .. } => {
                             if let Some(line) = seen.get(k) {
                                 self.errors.push(YamlError {
+                                    path: dup_path,
                                     pos: key.pos,
                                     message: format!(
                                         "duplicate key {:?} (first given on line {line})",
@@ -269,6 +300,7 @@ impl<'a> Builder<'a> {
                         Kind::Invalid => continue,
                         _ => {
                             self.errors.push(YamlError {
+                                path: self.path.clone(),
                                 pos: key.pos,
                                 message: "mapping keys must be plain strings".into(),
                             });
@@ -284,12 +316,26 @@ impl<'a> Builder<'a> {
             }
             other => {
                 self.errors.push(YamlError {
+                    path: self.path.clone(),
                     pos,
                     message: format!("unexpected YAML event {other:?}"),
                 });
                 Err(Stop)
             }
         }
+    }
+}
+
+/// Appends the path segment of mapping key `key`: `.key` for simple keys
+/// (no dot at the root), `["odd key"]` otherwise.
+pub fn push_key(path: &mut String, key: &str) {
+    if !key.is_empty() && key.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') {
+        if !path.is_empty() {
+            path.push('.');
+        }
+        path.push_str(key);
+    } else {
+        path.push_str(&format!("[{:?}]", truncate(key)));
     }
 }
 

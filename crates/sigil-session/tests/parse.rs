@@ -830,7 +830,7 @@ fn hostile_yaml_features_are_refused() {
         .any(|e| e.message.contains("anchors and aliases are not supported")));
 
     let e = parse_err("name: &n t\n");
-    assert!(error_at(&e, "").message.contains("anchors"));
+    assert!(error_at(&e, "name").message.contains("anchors"));
     let e = parse_err("name: !!str t\n");
     assert!(e.to_string().contains("tags are not supported"));
     let e = parse_err("name: !custom t\n");
@@ -973,4 +973,15 @@ access_policy: {read: [CREATOR], update: [CREATOR], create_sessions: [CREATOR]}
 name: "demo/web"
 "#;
     assert_eq!(parse_ok(reformatted).hash(), s.hash());
+}
+
+#[test]
+fn yaml_level_errors_carry_field_paths() {
+    let e = parse_err("name: t\nservices:\n  - name: a\n    environment: {A: 1, \"odd key\": 2, A: 3}\n    command: &c [x]\n");
+    let dup = error_at(&e, "services[0].environment.A");
+    assert_eq!((dup.line, dup.column), (4, 39));
+    assert!(dup.message.contains("duplicate key \"A\""));
+    let anchor = error_at(&e, "services[0].command");
+    assert!(anchor.message.contains("anchors"));
+    assert_eq!(e.len(), 2, "{e}");
 }
