@@ -123,8 +123,15 @@ fn principals(p: &[Principal]) -> Vec<String> {
     p.iter().map(|p| p.to_string()).collect()
 }
 
+/// The largest unit that divides the duration exactly, e.g. `90d`, `5y`.
 fn duration(d: std::time::Duration) -> String {
-    format!("{}s", d.as_secs())
+    let secs = d.as_secs();
+    for (unit, n) in [("y", 365 * 86_400), ("d", 86_400), ("h", 3600), ("m", 60)] {
+        if secs > 0 && secs % n == 0 {
+            return format!("{}{unit}", secs / n);
+        }
+    }
+    format!("{secs}s")
 }
 
 pub(crate) fn to_yaml(session: &Session, redact: bool) -> String {

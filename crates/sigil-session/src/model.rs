@@ -552,6 +552,20 @@ impl fmt::Display for Principal {
     }
 }
 
+/// Error for a string that is not a principal.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("expected CREATOR, ANY, NONE or a 64-hex-digit SPKI SHA-256 fingerprint")]
+pub struct InvalidPrincipal;
+
+impl FromStr for Principal {
+    type Err = InvalidPrincipal;
+    /// `CREATOR`, `ANY`, `NONE` (any case) or 64 hex digits, optionally
+    /// with `:` between bytes.
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        crate::parse::parse_principal(s).ok_or(InvalidPrincipal)
+    }
+}
+
 /// Attestation security settings.
 #[derive(Clone, Debug, PartialEq, Eq, Default)]
 pub struct Security {

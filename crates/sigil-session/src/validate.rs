@@ -304,6 +304,8 @@ impl V<'_> {
                 if let Some(e) = path_error(pwd) {
                     self.err(&format!("{p}.pwd"), e);
                 }
+                // The CAS substitutes placeholders here too.
+                self.placeholders(&format!("{p}.pwd"), pwd);
             }
             if let Some(img) = &sv.image_name {
                 if !self.images.contains(img.as_str()) {

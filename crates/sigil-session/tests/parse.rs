@@ -985,3 +985,49 @@ fn yaml_level_errors_carry_field_paths() {
     assert!(anchor.message.contains("anchors"));
     assert_eq!(e.len(), 2, "{e}");
 }
+
+#[test]
+fn principals_parse_from_text() {
+    let fp = "6b86b273ff34fce19d6b804eff5a3f5747ada4eaa22f1d49c01e52ddb7875b4b";
+    let colons: String = fp
+        .as_bytes()
+        .chunks(2)
+        .map(|c| std::str::from_utf8(c).unwrap())
+        .collect::<Vec<_>>()
+        .join(":");
+    assert_eq!("creator".parse::<Principal>().unwrap(), Principal::Creator);
+    assert_eq!("ANY".parse::<Principal>().unwrap(), Principal::Any);
+    assert_eq!("None".parse::<Principal>().unwrap(), Principal::Nobody);
+    let p: Principal = fp.to_uppercase().parse().unwrap();
+    assert_eq!(p.to_string(), fp);
+    assert_eq!(colons.parse::<Principal>().unwrap(), p);
+    for bad in [
+        "",
+        "OWNER",
+        &fp[..62],
+        &format!("{fp}00"),
+        &colons.replace(':', "-"),
+    ] {
+        assert!(bad.parse::<Principal>().is_err(), "{bad}");
+    }
+}
+
+#[test]
+fn durations_are_written_readably_and_read_back() {
+    let s = parse_ok(
+        "name: t\nsecrets:\n  - {name: ca, kind: x509-ca, valid_for: 1y 10d}\n  - {name: c, kind: x509, issuer: ca, valid_for: 36h}\n  - {name: d, kind: x509, issuer: ca, valid_for: 3601}\n",
+    );
+    let yaml = s.to_yaml();
+    assert!(yaml.contains("valid_for: \"375d\""), "{yaml}");
+    assert!(yaml.contains("valid_for: \"36h\""), "{yaml}");
+    assert!(yaml.contains("valid_for: \"3601s\""), "{yaml}");
+    assert_eq!(parse_ok(&yaml), s);
+}
+
+#[test]
+fn placeholders_in_pwd_are_checked() {
+    let e = parse_err("name: t\nservices:\n  - {name: a, pwd: \"/data/$$SIGIL::nope$$\"}\n");
+    assert!(error_at(&e, "services[0].pwd")
+        .message
+        .contains("unknown secret"));
+}
