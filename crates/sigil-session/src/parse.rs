@@ -407,16 +407,25 @@ pub(crate) fn session(cx: &mut Cx, root: &Node) -> Option<Session> {
     s.predecessor = predecessor;
 
     if let Some(n) = f.get("services") {
-        s.services = list_of(cx, n, "services", service);
+        s.services = list_of(cx, n, "services", service, |_| Service::default());
     }
     if let Some(n) = f.get("secrets") {
-        s.secrets = list_of(cx, n, "secrets", secret);
+        s.secrets = list_of(cx, n, "secrets", secret, |cx| {
+            // Unknown kind: checks that depend on it are skipped.
+            cx.poisoned_secrets.insert(String::new());
+            Secret {
+                name: String::new(),
+                kind: SecretKind::Imported,
+                export: Vec::new(),
+                import: None,
+            }
+        });
     }
     if let Some(n) = f.get("volumes") {
-        s.volumes = list_of(cx, n, "volumes", volume);
+        s.volumes = list_of(cx, n, "volumes", volume, |_| Volume::default());
     }
     if let Some(n) = f.get("images") {
-        s.images = list_of(cx, n, "images", image);
+        s.images = list_of(cx, n, "images", image, |_| Image::default());
     }
     if let Some(n) = f.get("access_policy") {
         s.access_policy = access_policy(cx, n, "access_policy");
@@ -434,13 +443,15 @@ impl SessionName {
     }
 }
 
-/// A list of items; an item that is not even a mapping is skipped (an
-/// error was reported).
+/// A list of items. An item that is not even a mapping (an error was
+/// reported) is replaced by `fallback`, so that model indices stay equal to
+/// document indices: validation paths must point at the right item.
 fn list_of<T>(
     cx: &mut Cx,
     node: &Node,
     path: &str,
     item: fn(&mut Cx, &Node, &str) -> Option<T>,
+    fallback: fn(&mut Cx) -> T,
 ) -> Vec<T> {
     if node.is_null() {
         cx.at(path, node);
@@ -452,7 +463,7 @@ fn list_of<T>(
     items
         .iter()
         .enumerate()
-        .filter_map(|(i, n)| item(cx, n, &idx(path, i)))
+        .map(|(i, n)| item(cx, n, &idx(path, i)).unwrap_or_else(|| fallback(cx)))
         .collect()
 }
 
@@ -488,7 +499,9 @@ fn service(cx: &mut Cx, node: &Node, path: &str) -> Option<Service> {
         .get("image_name")
         .and_then(|n| string(cx, n, &f.key_path("image_name")));
     if let Some(n) = f.get("attestation") {
-        sv.attestation = list_of(cx, n, &f.key_path("attestation"), rule);
+        sv.attestation = list_of(cx, n, &f.key_path("attestation"), rule, |_| {
+            AttestationRule::default()
+        });
     }
     if let Some(n) = f.get("mrenclaves") {
         // SCONE alias: each MRENCLAVE is a rule of its own.
@@ -887,9 +900,10 @@ fn export_list(cx: &mut Cx, node: &Node, path: &str) -> Vec<SecretExport> {
         } else {
             string(cx, it, &p)
         };
-        if let Some(session) = session {
-            out.push(SecretExport { session });
-        }
+        // Keep indices aligned with the document (see `list_of`).
+        out.push(SecretExport {
+            session: session.unwrap_or_default(),
+        });
     }
     out
 }
@@ -921,44 +935,60 @@ fn image(cx: &mut Cx, node: &Node, path: &str) -> Option<Image> {
     let volumes = f
         .get("volumes")
         .map(|n| {
-            list_of(cx, n, &f.key_path("volumes"), |cx, n, p| {
-                let g = fields(cx, n, p, &["name", "path"])?;
-                let name = name_field(cx, &g);
-                let path = g
-                    .require(cx, "path")
-                    .and_then(|n| string(cx, n, &g.key_path("path")))
-                    .unwrap_or_default();
-                Some(ImageVolume { name, path })
-            })
+            list_of(
+                cx,
+                n,
+                &f.key_path("volumes"),
+                |cx, n, p| {
+                    let g = fields(cx, n, p, &["name", "path"])?;
+                    let name = name_field(cx, &g);
+                    let path = g
+                        .require(cx, "path")
+                        .and_then(|n| string(cx, n, &g.key_path("path")))
+                        .unwrap_or_default();
+                    Some(ImageVolume { name, path })
+                },
+                |_| ImageVolume::default(),
+            )
         })
         .unwrap_or_default();
     let injection_files = f
         .get("injection_files")
         .map(|n| {
-            list_of(cx, n, &f.key_path("injection_files"), |cx, n, p| {
-                let g = fields(cx, n, p, &["path", "content", "mode"])?;
-                let path = g
-                    .require(cx, "path")
-                    .and_then(|n| string(cx, n, &g.key_path("path")))
-                    .unwrap_or_default();
-                let content = match g.require(cx, "content") {
-                    Some(n) if n.is_null() => {
-                        cx.at(&g.key_path("content"), n);
-                        String::new()
-                    }
-                    Some(n) => string(cx, n, &g.key_path("content")).unwrap_or_default(),
-                    None => String::new(),
-                };
-                let mode = g
-                    .get("mode")
-                    .and_then(|n| mode(cx, n, &g.key_path("mode")))
-                    .unwrap_or(DEFAULT_INJECTION_MODE);
-                Some(InjectionFile {
-                    path,
-                    content,
-                    mode,
-                })
-            })
+            list_of(
+                cx,
+                n,
+                &f.key_path("injection_files"),
+                |cx, n, p| {
+                    let g = fields(cx, n, p, &["path", "content", "mode"])?;
+                    let path = g
+                        .require(cx, "path")
+                        .and_then(|n| string(cx, n, &g.key_path("path")))
+                        .unwrap_or_default();
+                    let content = match g.require(cx, "content") {
+                        Some(n) if n.is_null() => {
+                            cx.at(&g.key_path("content"), n);
+                            String::new()
+                        }
+                        Some(n) => string(cx, n, &g.key_path("content")).unwrap_or_default(),
+                        None => String::new(),
+                    };
+                    let mode = g
+                        .get("mode")
+                        .and_then(|n| mode(cx, n, &g.key_path("mode")))
+                        .unwrap_or(DEFAULT_INJECTION_MODE);
+                    Some(InjectionFile {
+                        path,
+                        content,
+                        mode,
+                    })
+                },
+                |_| InjectionFile {
+                    path: String::new(),
+                    content: String::new(),
+                    mode: DEFAULT_INJECTION_MODE,
+                },
+            )
         })
         .unwrap_or_default();
     Some(Image {

@@ -1031,3 +1031,20 @@ fn placeholders_in_pwd_are_checked() {
         .message
         .contains("unknown secret"));
 }
+
+#[test]
+fn a_broken_item_does_not_shift_the_paths_of_later_items() {
+    let e = parse_err(
+        "name: t\nservices:\n  - 42\n  - {name: b, image_name: nope}\nsecrets:\n  - [x]\n  - {name: c, kind: x509, issuer: nobody}\n    # comment\n  - name: e\n    kind: ascii\n    export: [7.5.5/.., ok]\n",
+    );
+    error_at(&e, "services[0]");
+    let img = error_at(&e, "services[1].image_name");
+    assert_eq!((img.line, img.column), (4, 27));
+    error_at(&e, "secrets[0]");
+    let iss = error_at(&e, "secrets[1].issuer");
+    assert_eq!(iss.line, 7);
+    assert!(error_at(&e, "secrets[2].export[0]")
+        .message
+        .contains("'.' and '..'"));
+    assert_eq!(e.len(), 5, "{e}");
+}
