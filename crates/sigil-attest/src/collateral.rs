@@ -180,6 +180,8 @@ pub struct CollateralRequest {
     pub tee: TeeKind,
     /// FMSPC from the PCK certificate.
     pub fmspc: [u8; 6],
+    /// The CA that issued the PCK certificate (selects the PCK CRL).
+    pub ca: PckCa,
 }
 
 /// Where collateral comes from.
@@ -288,5 +290,257 @@ impl CollateralSource for DirCollateral {
                 self.dir.display()
             ))
         })
+    }
+}
+
+/// Intel's Provisioning Certification Service.
+pub const INTEL_PCS_URL: &str = "https://api.trustedservices.intel.com";
+/// Where Intel publishes the SGX root CA CRL (the PCS has no endpoint for it).
+pub const INTEL_ROOT_CRL_URL: &str =
+    "https://certificates.trustedservices.intel.com/IntelSGXRootCA.der";
+/// Collateral is refreshed this long before any part of it expires.
+pub const REFRESH_MARGIN: u64 = 24 * 3600;
+
+impl Collateral {
+    /// The earliest `nextUpdate` of the TCB info, QE identity and CRLs
+    /// (unverified: used only to decide when to refresh).
+    pub fn next_update(&self) -> Option<u64> {
+        let i = &self.inner;
+        let (_, tcb) = crate::dcap::tcb_info_dates(&i.tcb_info)?;
+        let (_, qe) = crate::dcap::tcb_info_dates(&i.qe_identity)?;
+        let mut m = tcb.min(qe);
+        for crl in [&i.root_ca_crl, &i.pck_crl] {
+            if let Ok(d) = crate::der::crl_dates("CRL", crl) {
+                if let Some(n) = d.next_update {
+                    m = m.min(n);
+                }
+            }
+        }
+        Some(m)
+    }
+}
+
+/// Collateral from a PCCS-compatible service (Intel PCS or a local PCCS,
+/// API v4) with an in-memory and optional on-disk cache
+/// (`<dir>/<tee>-<FMSPC>-<ca>.json`, the collateral JSON format).
+///
+/// A cached set is used until [`REFRESH_MARGIN`] before its earliest
+/// `nextUpdate`; then it is fetched again. If the service cannot be reached
+/// the cached set keeps being used while it is still valid (verification
+/// refuses it once expired, naming what expired).
+pub struct PccsCollateral {
+    base: String,
+    cache_dir: Option<PathBuf>,
+    memory: Mutex<HashMap<(TeeKind, [u8; 6], PckCa), Arc<Collateral>>>,
+}
+
+/// Which Intel CA issued a PCK certificate.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum PckCa {
+    /// Intel SGX PCK Processor CA.
+    Processor,
+    /// Intel SGX PCK Platform CA.
+    Platform,
+}
+
+impl PckCa {
+    fn as_str(self) -> &'static str {
+        match self {
+            PckCa::Processor => "processor",
+            PckCa::Platform => "platform",
+        }
+    }
+}
+
+#[derive(Deserialize)]
+struct TcbInfoResponse<'a> {
+    #[serde(rename = "tcbInfo", borrow)]
+    tcb_info: &'a serde_json::value::RawValue,
+    signature: String,
+}
+
+#[derive(Deserialize)]
+struct QeIdentityResponse<'a> {
+    #[serde(rename = "enclaveIdentity", borrow)]
+    enclave_identity: &'a serde_json::value::RawValue,
+    signature: String,
+}
+
+fn unavailable(what: &str, e: impl std::fmt::Display) -> VerifyError {
+    VerifyError::CollateralUnavailable(format!("{what}: {e}"))
+}
+
+impl PccsCollateral {
+    /// A source fetching from `base` (e.g. `https://api.trustedservices.intel.com`
+    /// or `http://127.0.0.1:8081`), caching on disk in `cache_dir` if given.
+    pub fn new(base: &str, cache_dir: Option<PathBuf>) -> Result<Self, VerifyError> {
+        let base = base
+            .trim_end_matches('/')
+            .trim_end_matches("/sgx/certification/v4")
+            .trim_end_matches("/tdx/certification/v4")
+            .to_string();
+        if let Some(d) = &cache_dir {
+            std::fs::create_dir_all(d).map_err(|e| {
+                unavailable(&format!("cannot create cache directory {}", d.display()), e)
+            })?;
+        }
+        Ok(PccsCollateral {
+            base,
+            cache_dir,
+            memory: Mutex::new(HashMap::new()),
+        })
+    }
+
+    fn cache_path(&self, tee: TeeKind, fmspc: [u8; 6], ca: PckCa) -> Option<PathBuf> {
+        self.cache_dir.as_ref().map(|d| {
+            d.join(format!(
+                "{tee}-{}-{}.json",
+                hex::encode_upper(fmspc),
+                ca.as_str()
+            ))
+        })
+    }
+
+    fn fetch_ok(&self, url: &str) -> Result<crate::http::Response, VerifyError> {
+        let r = crate::http::get(url).map_err(|e| unavailable("PCCS request failed", e))?;
+        if r.status != 200 {
+            return Err(unavailable(
+                "PCCS request failed",
+                format!("{url} answered HTTP {}", r.status),
+            ));
+        }
+        Ok(r)
+    }
+
+    fn header(r: &crate::http::Response, names: &[&str]) -> Result<String, VerifyError> {
+        for n in names {
+            if let Some(v) = r.header(n) {
+                return crate::http::percent_decode(v)
+                    .map_err(|e| unavailable(&format!("bad {n} header"), e));
+            }
+        }
+        Err(unavailable(
+            "PCCS response",
+            format!("no {} header", names[0]),
+        ))
+    }
+
+    /// Fetches a fresh collateral set.
+    pub fn fetch(
+        &self,
+        tee: TeeKind,
+        fmspc: [u8; 6],
+        ca: PckCa,
+    ) -> Result<Collateral, VerifyError> {
+        let t = match tee {
+            TeeKind::Tdx => "tdx",
+            _ => "sgx",
+        };
+        let b = &self.base;
+        let fm = hex::encode_upper(fmspc);
+        let crl = self.fetch_ok(&format!(
+            "{b}/sgx/certification/v4/pckcrl?ca={}&encoding=der",
+            ca.as_str()
+        ))?;
+        let pck_crl_issuer_chain = Self::header(&crl, &["SGX-PCK-CRL-Issuer-Chain"])?;
+        // A PCCS may answer the CRL in hex rather than DER.
+        let pck_crl = decode_crl(crl.body);
+        let tcb = self.fetch_ok(&format!("{b}/{t}/certification/v4/tcb?fmspc={fm}"))?;
+        let tcb_info_issuer_chain = Self::header(
+            &tcb,
+            &["TCB-Info-Issuer-Chain", "SGX-TCB-Info-Issuer-Chain"],
+        )?;
+        let tr: TcbInfoResponse =
+            serde_json::from_slice(&tcb.body).map_err(|e| unavailable("TCB info response", e))?;
+        let qe = self.fetch_ok(&format!("{b}/{t}/certification/v4/qe/identity"))?;
+        let qe_identity_issuer_chain = Self::header(&qe, &["SGX-Enclave-Identity-Issuer-Chain"])?;
+        let qr: QeIdentityResponse =
+            serde_json::from_slice(&qe.body).map_err(|e| unavailable("QE identity response", e))?;
+        let root_url = if self.base.starts_with(INTEL_PCS_URL) {
+            INTEL_ROOT_CRL_URL.to_string()
+        } else {
+            format!("{b}/sgx/certification/v4/rootcacrl")
+        };
+        let root_ca_crl = decode_crl(self.fetch_ok(&root_url)?.body);
+        let hx = |what: &str, s: &str| hex::decode(s).map_err(|e| unavailable(what, e));
+        Ok(Collateral::new(QuoteCollateralV3 {
+            pck_crl_issuer_chain,
+            root_ca_crl,
+            pck_crl,
+            tcb_info_issuer_chain,
+            tcb_info: tr.tcb_info.get().to_string(),
+            tcb_info_signature: hx("TCB info signature", &tr.signature)?,
+            qe_identity_issuer_chain,
+            qe_identity: qr.enclave_identity.get().to_string(),
+            qe_identity_signature: hx("QE identity signature", &qr.signature)?,
+            pck_certificate_chain: None,
+        }))
+    }
+
+    /// Collateral for (tee, fmspc, ca) at `now`, refreshing as needed.
+    pub fn get_for(
+        &self,
+        tee: TeeKind,
+        fmspc: [u8; 6],
+        ca: PckCa,
+        now: u64,
+    ) -> Result<Arc<Collateral>, VerifyError> {
+        let key = (tee, fmspc, ca);
+        let fresh = |c: &Collateral| c.next_update().is_some_and(|n| now + REFRESH_MARGIN < n);
+        let mut cached = self.memory.lock().ok().and_then(|m| m.get(&key).cloned());
+        if cached.is_none() {
+            if let Some(p) = self.cache_path(tee, fmspc, ca).filter(|p| p.is_file()) {
+                cached = Collateral::from_file(&p).ok().map(Arc::new);
+            }
+        }
+        if let Some(c) = &cached {
+            if fresh(c) {
+                self.remember(key, c.clone());
+                return Ok(c.clone());
+            }
+        }
+        match self.fetch(tee, fmspc, ca) {
+            Ok(c) => {
+                let c = Arc::new(c);
+                if let Some(p) = self.cache_path(tee, fmspc, ca) {
+                    // Write-then-rename so a reader never sees half a file.
+                    let tmp = p.with_extension("json.tmp");
+                    if std::fs::write(&tmp, c.to_json()).is_ok() {
+                        let _ = std::fs::rename(&tmp, &p);
+                    }
+                }
+                self.remember(key, c.clone());
+                Ok(c)
+            }
+            Err(e) => match cached {
+                // Still usable: verification refuses it once really expired.
+                Some(c) => {
+                    tracing::warn!(error = %e, "collateral refresh failed; using cached collateral");
+                    Ok(c)
+                }
+                None => Err(e),
+            },
+        }
+    }
+
+    fn remember(&self, key: (TeeKind, [u8; 6], PckCa), c: Arc<Collateral>) {
+        if let Ok(mut m) = self.memory.lock() {
+            m.insert(key, c);
+        }
+    }
+}
+
+fn decode_crl(body: Vec<u8>) -> Vec<u8> {
+    match std::str::from_utf8(&body) {
+        Ok(s) if !s.trim().is_empty() && s.trim().bytes().all(|b| b.is_ascii_hexdigit()) => {
+            hex::decode(s.trim()).unwrap_or(body)
+        }
+        _ => body,
+    }
+}
+
+impl CollateralSource for PccsCollateral {
+    fn get(&self, req: &CollateralRequest, now: u64) -> Result<Arc<Collateral>, VerifyError> {
+        self.get_for(req.tee, req.fmspc, req.ca, now)
     }
 }

@@ -17,7 +17,7 @@
 //!    instead of errors: they are policy, decided by [`crate::decide`].
 
 use crate::claims::{Claims, TcbStatus};
-use crate::collateral::{Collateral, CollateralRequest, CollateralSource};
+use crate::collateral::{Collateral, CollateralRequest, CollateralSource, PckCa};
 use crate::der::{cert_info, crl_dates, pem_certs};
 use crate::evidence::{Evidence, TeeKind, MAX_EVIDENCE_DATA};
 use crate::time_util::{format_unix, parse_rfc3339};
@@ -97,6 +97,7 @@ struct ParsedPck {
     cpu_svn: [u8; 16],
     pce_svn: u16,
     fmspc: [u8; 6],
+    ca: PckCa,
     smt_enabled: Option<bool>,
     dated: Vec<Dated>,
 }
@@ -536,6 +537,7 @@ impl DcapVerifier {
             &CollateralRequest {
                 tee,
                 fmspc: pck.fmspc,
+                ca: pck.ca,
             },
             now,
         )?;
@@ -703,6 +705,12 @@ fn parse_pck(chain: Vec<Vec<u8>>) -> Result<ParsedPck, VerifyError> {
     let ext = dcap_qvl::intel::parse_pck_extension(leaf)
         .map_err(|e| malformed("PCK certificate", format!("Intel SGX extension: {e}")))?;
     let li = cert_info("PCK certificate", leaf)?;
+    // The issuer names the CA: "Intel SGX PCK Platform CA" or "... Processor CA".
+    let ca = if li.issuer.contains("Platform") {
+        PckCa::Platform
+    } else {
+        PckCa::Processor
+    };
     let mut dated = Vec::new();
     for (i, c) in chain.iter().enumerate() {
         let ci = cert_info("PCK certificate chain", c)?;
@@ -721,6 +729,7 @@ fn parse_pck(chain: Vec<Vec<u8>>) -> Result<ParsedPck, VerifyError> {
         cpu_svn: ext.cpu_svn,
         pce_svn: ext.pce_svn,
         fmspc: ext.fmspc,
+        ca,
         smt_enabled: ext.smt_enabled,
         chain,
         dated,

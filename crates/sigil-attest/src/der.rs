@@ -77,6 +77,7 @@ pub(crate) struct CertInfo {
     pub not_before: u64,
     pub not_after: u64,
     pub subject: String,
+    pub issuer: String,
     pub serial: Vec<u8>,
 }
 
@@ -91,6 +92,7 @@ pub(crate) fn cert_info(what: &'static str, der: &[u8]) -> Result<CertInfo, Veri
         not_before: ts(c.validity().not_before.timestamp()),
         not_after: ts(c.validity().not_after.timestamp()),
         subject: c.subject().to_string(),
+        issuer: c.issuer().to_string(),
         serial: c.raw_serial().to_vec(),
     })
 }

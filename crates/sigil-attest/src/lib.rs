@@ -19,6 +19,7 @@ pub mod collateral;
 pub mod dcap;
 mod der;
 pub mod evidence;
+pub mod http;
 pub mod policy;
 pub mod session;
 pub mod sgx;
