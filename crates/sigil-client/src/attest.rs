@@ -71,7 +71,8 @@ mod tests {
         let ok = r#"{"version":1,"config_id":"a/b","evidence":{},"launcher_version":"0.1"}"#;
         let r: AttestRequest = serde_json::from_str(ok).unwrap();
         assert_eq!(r.config_id, "a/b");
-        let extra = r#"{"version":1,"config_id":"a/b","evidence":{},"launcher_version":"0.1","x":1}"#;
+        let extra =
+            r#"{"version":1,"config_id":"a/b","evidence":{},"launcher_version":"0.1","x":1}"#;
         assert!(serde_json::from_str::<AttestRequest>(extra).is_err());
         let refused: AttestRefused =
             serde_json::from_str(r#"{"error":"attestation refused"}"#).unwrap();

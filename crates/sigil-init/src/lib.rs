@@ -11,3 +11,14 @@
 
 pub mod config;
 pub mod measurement;
+
+#[cfg(feature = "launcher")]
+pub mod apply;
+#[cfg(feature = "launcher")]
+pub mod attest;
+#[cfg(feature = "launcher")]
+pub mod evidence;
+#[cfg(feature = "launcher")]
+pub mod http;
+#[cfg(feature = "launcher")]
+pub mod launcher;
