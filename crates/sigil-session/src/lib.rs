@@ -5,6 +5,44 @@
 //! reports every problem of a document at once, each with its field path and
 //! line:column; [`Session::hash`] is the SHA-256 of the documented canonical
 //! form, so formatting and key order never change it.
+//!
+//! ```
+//! use sigil_session::*;
+//!
+//! let yaml = r#"
+//! name: demo/web
+//! services:
+//!   - name: web
+//!     command: nginx -g "daemon off;"
+//!     environment: {TOKEN: "$$SIGIL::token:hex$$"}
+//!     attestation:
+//!       - mrenclave: 0a0a0a0a0a0a0a0a0a0a0a0a0a0a0a0a0a0a0a0a0a0a0a0a0a0a0a0a0a0a0a0a
+//! secrets:
+//!   - {name: token, kind: binary, size: 16}
+//! "#;
+//! let session = Session::parse(yaml).expect("valid session");
+//! assert_eq!(session.services[0].command, ["nginx", "-g", "daemon off;"]);
+//!
+//! // Sessions can be built in code, checked, written and read back.
+//! let mut generated = Session::new("demo/generated".parse().unwrap());
+//! generated.services.push(Service {
+//!     name: "app".into(),
+//!     command: vec!["/app".into()],
+//!     attestation: vec![AttestationRule {
+//!         simulation_measurement: Some([7; 32]),
+//!         ..Default::default()
+//!     }],
+//!     ..Default::default()
+//! });
+//! generated.security.attestation_mode = AttestationMode::Simulation;
+//! generated.validate().expect("valid");
+//! let back = Session::parse(&generated.to_yaml()).expect("round trip");
+//! assert_eq!(back.hash(), generated.hash());
+//!
+//! // Every error, with its path and position.
+//! let errors = Session::parse("name: x\nservices: [{name: a, pwd: rel}]\n").unwrap_err();
+//! assert_eq!(errors.to_string(), "2:27: services[0].pwd: path must be absolute");
+//! ```
 
 mod canonical;
 mod emit;
