@@ -15,9 +15,12 @@ use crate::yaml::{self, Kind, Node};
 // ---------------------------------------------------------------- generators
 
 fn text() -> impl Strategy<Value = String> {
-    "[ -~\t\né€😀]{0,24}".prop_filter("no placeholder prefix", |s| {
-        !s.contains("$$SIGIL") && !s.contains("$$SCONE")
-    })
+    // Printable ASCII, whitespace YAML treats specially, C0/C1 controls,
+    // NEL, NBSP, line separator, BOM and non-BMP characters.
+    "[ -~\t\n\r\u{1}\u{1b}\u{7f}\u{85}\u{a0}\u{2028}\u{feff}é€😀]{0,24}"
+        .prop_filter("no placeholder prefix", |s| {
+            !s.contains("$$SIGIL") && !s.contains("$$SCONE")
+        })
 }
 
 fn multiline() -> impl Strategy<Value = String> {

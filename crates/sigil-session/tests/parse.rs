@@ -1048,3 +1048,38 @@ fn a_broken_item_does_not_shift_the_paths_of_later_items() {
         .contains("'.' and '..'"));
     assert_eq!(e.len(), 5, "{e}");
 }
+
+#[test]
+fn to_yaml_escapes_every_awkward_character() {
+    let mut awkward: String = (1u8..0x80).map(char::from).collect();
+    awkward.push_str("\u{85}\u{a0}\u{2028}\u{2029}\u{feff}é😀 trailing space ");
+    let mut s = Session::new("t".parse().unwrap());
+    let mut environment = std::collections::BTreeMap::new();
+    environment.insert("ALL".to_string(), awkward.clone());
+    environment.insert("odd key: with # and \"quotes\"".to_string(), "x".into());
+    environment.insert(
+        "MULTI".to_string(),
+        "line one\n  indented # not a comment\n\n--- not a document\n".into(),
+    );
+    environment.insert("LEADING".to_string(), "  leading\nspace\n\n\n".into());
+    s.services.push(Service {
+        name: "a".into(),
+        command: vec![awkward.clone(), String::new(), "'".into(), "\"".into()],
+        environment,
+        ..Default::default()
+    });
+    s.images.push(Image {
+        name: "i".into(),
+        injection_files: vec![InjectionFile {
+            path: "/f".into(),
+            content: "#!/bin/sh\nexec app \"$@\"\n".into(),
+            mode: 0o755,
+        }],
+        ..Default::default()
+    });
+    let yaml = s.to_yaml();
+    let back = parse_ok(&yaml);
+    assert_eq!(back, s, "{yaml}");
+    // Multi-line text is written readably.
+    assert!(yaml.contains("content: |\n"), "{yaml}");
+}
