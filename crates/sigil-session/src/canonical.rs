@@ -178,7 +178,11 @@ fn secret(sec: &Secret) -> Value {
     m.insert(
         "import",
         sec.import.as_ref().map_or(Value::Null, |i| {
-            obj([("session", s(&i.session)), ("secret", s(&i.secret))])
+            obj([
+                ("session", s(&i.session)),
+                ("secret", s(&i.secret)),
+                ("kind", i.kind.map_or(Value::Null, |k| s(k.as_str()))),
+            ])
         }),
     );
     match &sec.kind {

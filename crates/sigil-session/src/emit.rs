@@ -285,6 +285,9 @@ pub(crate) fn to_yaml(session: &Session, redact: bool) -> String {
                 SecretKind::Imported => {}
             }
             if let Some(imp) = &sec.import {
+                if let Some(k) = imp.kind {
+                    o.kv(4, "kind", k.as_str());
+                }
                 o.line(4, "import:");
                 o.kv(6, "session", &imp.session);
                 o.kv(6, "secret", &imp.secret);

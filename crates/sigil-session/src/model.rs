@@ -427,6 +427,100 @@ pub struct SecretImport {
     pub session: String,
     /// Name of the secret in the exporting session.
     pub secret: String,
+    /// The kind this session expects (SCONE files write `kind:` next to
+    /// `import:`). Placeholders are checked against it; the CAS must refuse
+    /// to resolve the import if the exported secret does not
+    /// [match](ImportKind::matches) it. `None`: any kind.
+    pub kind: Option<ImportKind>,
+}
+
+/// The kind an importing session expects of an imported secret.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum ImportKind {
+    /// `ascii`: a random ASCII secret or an explicit value.
+    Ascii,
+    /// `binary`: a random binary secret or an explicit value.
+    Binary,
+    /// `explicit`: an explicit value.
+    Explicit,
+    /// `private-key`.
+    PrivateKey,
+    /// `x509-ca`.
+    X509Ca,
+    /// `x509`.
+    X509,
+}
+
+impl ImportKind {
+    /// The YAML spelling (same as the secret kinds).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ImportKind::Ascii => "ascii",
+            ImportKind::Binary => "binary",
+            ImportKind::Explicit => "explicit",
+            ImportKind::PrivateKey => "private-key",
+            ImportKind::X509Ca => "x509-ca",
+            ImportKind::X509 => "x509",
+        }
+    }
+
+    /// Parses the YAML spelling.
+    pub fn parse(s: &str) -> Option<ImportKind> {
+        Some(match s {
+            "ascii" => ImportKind::Ascii,
+            "binary" => ImportKind::Binary,
+            "explicit" => ImportKind::Explicit,
+            "private-key" => ImportKind::PrivateKey,
+            "x509-ca" => ImportKind::X509Ca,
+            "x509" => ImportKind::X509,
+            _ => return None,
+        })
+    }
+
+    /// Whether an exported secret of kind `exported` satisfies this
+    /// expectation. Explicit values satisfy `ascii` and `binary` (SCONE
+    /// gives explicit values those kinds).
+    pub fn matches(self, exported: &SecretKind) -> bool {
+        matches!(
+            (self, exported),
+            (
+                ImportKind::Ascii,
+                SecretKind::Ascii { .. } | SecretKind::Explicit { .. }
+            ) | (
+                ImportKind::Binary,
+                SecretKind::Binary { .. } | SecretKind::Explicit { .. }
+            ) | (ImportKind::Explicit, SecretKind::Explicit { .. })
+                | (ImportKind::PrivateKey, SecretKind::PrivateKey { .. })
+                | (ImportKind::X509Ca, SecretKind::X509Ca { .. })
+                | (ImportKind::X509, SecretKind::X509 { .. })
+        )
+    }
+
+    /// A representative kind, for checks that only depend on the kind's class.
+    pub(crate) fn representative(self) -> SecretKind {
+        match self {
+            ImportKind::Ascii => SecretKind::Ascii { size: 1 },
+            ImportKind::Binary => SecretKind::Binary { size: 1 },
+            ImportKind::Explicit => SecretKind::Explicit {
+                value: SecretValue::new(Vec::new()),
+            },
+            ImportKind::PrivateKey => SecretKind::PrivateKey {
+                algorithm: KeyAlgorithm::default(),
+            },
+            ImportKind::X509Ca => SecretKind::X509Ca {
+                common_name: None,
+                valid_for: None,
+                algorithm: KeyAlgorithm::default(),
+            },
+            ImportKind::X509 => SecretKind::X509 {
+                issuer: String::new(),
+                common_name: String::new(),
+                dns: Vec::new(),
+                valid_for: DEFAULT_X509_VALID_FOR,
+                algorithm: KeyAlgorithm::default(),
+            },
+        }
+    }
 }
 
 /// An encrypted volume.

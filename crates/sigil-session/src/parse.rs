@@ -656,6 +656,8 @@ fn secret(cx: &mut Cx, node: &Node, path: &str) -> Option<Secret> {
         Some(SecretImport {
             session: session?,
             secret: secret?,
+            // `kind` next to `import` (SCONE) declares the expected kind.
+            kind: kind_name.as_deref().and_then(ImportKind::parse),
         })
     });
     let export = f
@@ -754,13 +756,6 @@ fn secret(cx: &mut Cx, node: &Node, path: &str) -> Option<Secret> {
     };
 
     let kind = if f.has("import") {
-        if kind_name.is_some() {
-            cx.err(
-                &f.key_path("kind"),
-                f.key_pos("kind"),
-                "an imported secret takes its kind from the exporting session; remove `kind`",
-            );
-        }
         Some(SecretKind::Imported)
     } else if let (Some(vnode), None | Some("ascii" | "binary" | "explicit")) =
         (f.get("value"), kind_name.as_deref())

@@ -2,6 +2,9 @@
 //! (`$$SCONE::...$$` is accepted as an alias) in commands, environment values
 //! and injected files.
 //!
+//! SCONE's `$$SCONE::name.crt$$`, `.chain` and `.key` are read as the
+//! formats `crt`, `chain` and `privatekey`.
+//!
 //! Anything that starts with `$$SIGIL` or `$$SCONE` must be a well-formed
 //! placeholder: a typo such as `$$SIGIL:name$$` is an error rather than text
 //! silently passed through to the service.
@@ -173,15 +176,31 @@ pub fn find_bytes(text: &[u8]) -> Result<Vec<(Range<usize>, Placeholder)>, Place
             return Err(err(PlaceholderErrorKind::Unterminated));
         };
         let inner = &body[..end_rel];
-        let (name, format) = match inner.iter().position(|&b| b == b':') {
+        let (mut name, format) = match inner.iter().position(|&b| b == b':') {
             Some(c) => (&inner[..c], Some(&inner[c + 1..])),
             None => (inner, None),
         };
+        // SCONE's spelling for certificates and keys: `$$SCONE::name.crt$$`,
+        // `.chain`, `.key` (only with the SCONE prefix and no `:format`).
+        let mut dotted = None;
+        if *prefix == b"$$SCONE" && format.is_none() {
+            for (suffix, f) in [
+                (&b".crt"[..], Format::Crt),
+                (b".chain", Format::Chain),
+                (b".key", Format::PrivateKey),
+            ] {
+                if name.len() > suffix.len() && name.ends_with(suffix) {
+                    name = &name[..name.len() - suffix.len()];
+                    dotted = Some(f);
+                    break;
+                }
+            }
+        }
         if name.is_empty() || name.len() > MAX_NAME || !name.iter().all(|&b| is_name_byte(b)) {
             return Err(err(PlaceholderErrorKind::InvalidName));
         }
         let format = match format {
-            None => Format::Default,
+            None => dotted.unwrap_or(Format::Default),
             Some(f) => std::str::from_utf8(f)
                 .ok()
                 .and_then(Format::parse)
@@ -287,6 +306,24 @@ mod tests {
             let again = found[0].1.to_string();
             assert_eq!(find(&again).unwrap()[0].1, found[0].1);
         }
+    }
+
+    #[test]
+    fn scone_dotted_certificate_spellings() {
+        let found = find("$$SCONE::flask.crt$$ $$SCONE::flask.key$$ $$SCONE::ca.chain$$ $$SIGIL::a.crt$$ $$SCONE::b.crt:hex$$ $$SCONE::.key$$").unwrap();
+        let got: Vec<Placeholder> = found.into_iter().map(|(_, p)| p).collect();
+        assert_eq!(
+            got,
+            [
+                ph("flask", Format::Crt),
+                ph("flask", Format::PrivateKey),
+                ph("ca", Format::Chain),
+                // Only the SCONE prefix, and only without `:format`.
+                ph("a.crt", Format::Default),
+                ph("b.crt", Format::Hex),
+                ph(".key", Format::Default),
+            ]
+        );
     }
 
     #[test]

@@ -281,6 +281,12 @@ fn session() -> impl Strategy<Value = Session> {
                             sec.import = Some(SecretImport {
                                 session: format!("other/{n}"),
                                 secret: n.clone(),
+                                kind: [
+                                    None,
+                                    Some(ImportKind::Ascii),
+                                    Some(ImportKind::X509Ca),
+                                    Some(ImportKind::PrivateKey),
+                                ][import_from.index(4)],
                             });
                         }
                         _ => {}

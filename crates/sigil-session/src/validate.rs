@@ -103,6 +103,15 @@ fn format_fits(kind: &SecretKind, f: Format) -> bool {
     }
 }
 
+/// The kind placeholders of `sec` are checked against: its own, or the kind
+/// an import declares.
+fn effective_kind(sec: &Secret) -> std::borrow::Cow<'_, SecretKind> {
+    match (&sec.kind, sec.import.as_ref().and_then(|i| i.kind)) {
+        (SecretKind::Imported, Some(k)) => std::borrow::Cow::Owned(k.representative()),
+        (kind, _) => std::borrow::Cow::Borrowed(kind),
+    }
+}
+
 struct V<'a> {
     cx: &'a mut Cx,
     s: &'a Session,
@@ -164,13 +173,13 @@ impl V<'_> {
                             format!("placeholder refers to unknown secret {:?}", ph.secret),
                         ),
                         Some(sec) if self.cx.poisoned_secrets.contains(&sec.name) => {}
-                        Some(sec) if !format_fits(&sec.kind, ph.format) => self.err(
+                        Some(sec) if !format_fits(&effective_kind(sec), ph.format) => self.err(
                             path,
                             format!(
                                 "format `{}` does not fit secret {:?} of kind {}",
                                 ph.format.as_str(),
                                 ph.secret,
-                                sec.kind.as_str()
+                                effective_kind(sec).as_str()
                             ),
                         ),
                         Some(_) => {}
@@ -388,16 +397,17 @@ impl V<'_> {
                                 self.err(&ip, format!("no secret named {:?}", truncate(issuer)))
                             }
                             Some(is) if self.cx.poisoned_secrets.contains(&is.name) => {}
-                            Some(Secret {
-                                kind: SecretKind::X509Ca { .. } | SecretKind::Imported,
-                                ..
-                            }) => {}
+                            Some(is)
+                                if matches!(
+                                    effective_kind(is).as_ref(),
+                                    SecretKind::X509Ca { .. } | SecretKind::Imported
+                                ) => {}
                             Some(is) => self.err(
                                 &ip,
                                 format!(
                                     "issuer {:?} is of kind {}, not x509-ca",
                                     truncate(issuer),
-                                    is.kind.as_str()
+                                    effective_kind(is).as_str()
                                 ),
                             ),
                         }

@@ -124,7 +124,8 @@ fn example_session_parses_with_expected_model() {
         kafka.import,
         Some(SecretImport {
             session: "5gzorro/platform".into(),
-            secret: "kafka_token".into()
+            secret: "kafka_token".into(),
+            kind: None,
         })
     );
     match &s.secret("welcome_banner").unwrap().kind {
@@ -629,7 +630,7 @@ access_policy:
 #[test]
 fn secret_key_and_kind_mismatches() {
     let e = parse_err(
-        "name: t\nsecrets:\n  - {name: a, kind: x509-ca, size: 3}\n  - {name: b, kind: private-key, value: x}\n  - {name: c, kind: ascii, import: {session: o, secret: c}}\n  - {name: d, kind: explicit}\n  - {name: e, kind: magic}\n  - {name: f, import: {session: t, secret: f}}\n  - {name: g, kind: ascii, import: {session: o, secret: g}, export: [x]}\n",
+        "name: t\nsecrets:\n  - {name: a, kind: x509-ca, size: 3}\n  - {name: b, kind: private-key, value: x}\n  - {name: c, kind: ascii, size: 3, import: {session: o, secret: c}}\n  - {name: d, kind: explicit}\n  - {name: e, kind: magic}\n  - {name: f, import: {session: t, secret: f}}\n  - {name: g, kind: ascii, import: {session: o, secret: g}, export: [x]}\n",
     );
     assert!(error_at(&e, "secrets[0].size")
         .message
@@ -637,9 +638,9 @@ fn secret_key_and_kind_mismatches() {
     assert!(error_at(&e, "secrets[1].value")
         .message
         .contains("does not apply to kind `private-key`"));
-    assert!(error_at(&e, "secrets[2].kind")
+    assert!(error_at(&e, "secrets[2].size")
         .message
-        .contains("takes its kind from the exporting session"));
+        .contains("does not apply to an imported secret"));
     assert!(error_at(&e, "secrets[3]")
         .message
         .contains("needs a `value`"));
@@ -1082,4 +1083,72 @@ fn to_yaml_escapes_every_awkward_character() {
     assert_eq!(back, s, "{yaml}");
     // Multi-line text is written readably.
     assert!(yaml.contains("content: |\n"), "{yaml}");
+}
+
+#[test]
+fn scone_style_imports_declare_their_kind() {
+    // As SCONE sessions write them: `kind` next to `import`.
+    let yaml = r#"name: exec
+version: "0.3.10"
+services:
+  - name: executor
+    command: python /app/execute.py
+    environment:
+      DATASET_KEY: "$$SCONE::DATASET_KEY$$"
+    mrenclaves: [0000000000000000000000000000000000000000000000000000000000000001]
+secrets:
+  - name: DATASET_KEY
+    kind: ascii
+    import:
+      session: dnat-dataset-abc
+      secret: DATASET_KEY
+  - name: PEER_CA
+    kind: x509-ca
+    import: {session: pki, secret: ca}
+  - name: peer
+    kind: x509
+    issuer: PEER_CA
+images:
+  - name: i
+    injection_files:
+      - {path: /tls/peer.crt, content: "$$SCONE::peer.crt$$"}
+      - {path: /tls/peer.key, content: "$$SCONE::peer.key$$"}
+      - {path: /tls/ca.crt, content: "$$SCONE::PEER_CA:crt$$"}
+"#;
+    let s = parse_ok(yaml);
+    let imp = s.secret("DATASET_KEY").unwrap().import.clone().unwrap();
+    assert_eq!(imp.kind, Some(ImportKind::Ascii));
+    assert!(ImportKind::Ascii.matches(&SecretKind::Ascii { size: 3 }));
+    assert!(ImportKind::Ascii.matches(&SecretKind::Explicit {
+        value: SecretValue::new(b"x".to_vec())
+    }));
+    assert!(!ImportKind::Ascii.matches(&SecretKind::Binary { size: 3 }));
+    assert!(!ImportKind::X509.matches(&SecretKind::X509Ca {
+        common_name: None,
+        valid_for: None,
+        algorithm: KeyAlgorithm::EcdsaP256
+    }));
+    // The declared kind is part of the model, the YAML and the hash.
+    assert_eq!(parse_ok(&s.to_yaml()), s);
+    let undeclared = yaml.replacen("    kind: ascii\n    import:", "    import:", 1);
+    assert_ne!(parse_ok(&undeclared).hash(), s.hash());
+
+    // Placeholders and issuers are checked against the declared kind.
+    let bad = yaml
+        .replace(
+            "$$SCONE::DATASET_KEY$$",
+            "$$SCONE::DATASET_KEY:privatekey$$",
+        )
+        .replace("kind: x509-ca\n    import", "kind: private-key\n    import");
+    let e = parse_err(&bad);
+    assert!(error_at(&e, "services[0].environment.DATASET_KEY")
+        .message
+        .contains("does not fit secret \"DATASET_KEY\" of kind ascii"));
+    assert!(error_at(&e, "secrets[2].issuer")
+        .message
+        .contains("of kind private-key, not x509-ca"));
+    assert!(error_at(&e, "images[0].injection_files[2].content")
+        .message
+        .contains("`crt` does not fit secret \"PEER_CA\" of kind private-key"));
+    assert_eq!(e.len(), 3, "{e}");
 }
