@@ -1,10 +1,13 @@
 #!/usr/bin/env bash
 # Runs every test of the project: unit, property, integration and end-to-end
-# (real TLS on loopback, real redb files, real podman, real Helm rendering).
-# Builds once; the test binaries reuse that build.
+# (real TLS on loopback, real redb files, real attestation evidence, real
+# podman, real Helm rendering). Builds once; the test binaries reuse it.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 # Real attestation evidence lives beside the project (see README).
 export SIGIL_ATTESTATION_TESTDATA="${SIGIL_ATTESTATION_TESTDATA:-$(cd .. && pwd)/shared/testdata/attestation}"
+# The static launcher that `sigil convert` installs into images.
+SIGIL_INIT_BINARY="$(CARGO_LOCKED=1 bash scripts/build-launcher.sh)"
+export SIGIL_INIT_BINARY
 cargo build --workspace --all-targets --locked
 cargo test --workspace --locked -- --test-threads=2
