@@ -1152,3 +1152,51 @@ images:
         .contains("`crt` does not fit secret \"PEER_CA\" of kind private-key"));
     assert_eq!(e.len(), 3, "{e}");
 }
+
+#[test]
+fn scone_session_moves_over_with_the_documented_edits() {
+    let original = include_str!("data/scone-original.yaml");
+    let e = parse_err(original);
+    let paths: Vec<&str> = e.iter().map(|e| e.path.as_str()).collect();
+    assert_eq!(
+        paths,
+        [
+            "security.attestation.ignore_advisories",
+            "services[0].fspf_path",
+            "services[0].fspf_key",
+            "services[0].fspf_tag",
+        ],
+        "{e}"
+    );
+    assert!(e
+        .iter()
+        .skip(1)
+        .all(|e| e.message.contains("replaced by `volumes`")));
+    // The edits: drop the fspf_* lines (the volume moves to `volumes`), list
+    // advisories instead of "*".
+    let edited: String = original
+        .lines()
+        .filter(|l| !l.trim_start().starts_with("fspf_"))
+        .map(|l| {
+            if l.contains("ignore_advisories") {
+                "    ignore_advisories: [INTEL-SA-00615]".to_string()
+            } else {
+                l.to_string()
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("\n");
+    let s = parse_ok(&edited);
+    assert_eq!(s.services[0].attestation.len(), 1);
+    let key = s.image("predictor_image").unwrap();
+    assert_eq!(key.injection_files.len(), 3);
+    assert_eq!(
+        s.secret("db_password")
+            .unwrap()
+            .import
+            .as_ref()
+            .unwrap()
+            .kind,
+        Some(ImportKind::Ascii)
+    );
+}
