@@ -1,10 +1,220 @@
-//! `sigil cas`: Run and maintain the Configuration and Attestation Service.
+//! `sigil cas`: run and maintain the Configuration and Attestation Service.
+//!
+//! - `sigil cas serve --data-dir D [--listen ADDR]` prints `listening on
+//!   ADDR` and `fingerprint sha256:HEX` and writes both to `D/cas.json`.
+//! - `sigil cas backup --data-dir D --out FILE` (consistent, while running).
+//! - `sigil cas restore --backup FILE --data-dir NEW`.
+//! - `sigil cas trust ADDR --fingerprint F` remembers a CAS in `cas.toml`.
+
+use std::io::Write;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use anyhow::{anyhow, bail, Result};
+use sigil_client::config::{config_dir, default_identity_dir, CasTrust};
+use sigil_client::{BlockingCasClient, Fingerprint, Identity};
 
 /// Arguments of `sigil cas`.
 #[derive(clap::Args, Debug)]
-pub struct Args {}
+pub struct Args {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(clap::Subcommand, Debug)]
+enum Command {
+    /// Run the CAS (HTTPS) on a data directory.
+    Serve(ServeArgs),
+    /// Write a consistent copy of the store to a new file (works while the CAS runs).
+    Backup(BackupArgs),
+    /// Restore a backup into a new data directory.
+    Restore(RestoreArgs),
+    /// Remember a CAS address and fingerprint for the other commands.
+    Trust(TrustArgs),
+}
+
+#[derive(clap::Args, Debug)]
+struct ServeArgs {
+    /// Data directory (store, identity, cas.json); created if missing.
+    #[arg(long)]
+    data_dir: PathBuf,
+    /// Address to listen on (port 0 picks a free port).
+    #[arg(long, default_value = "127.0.0.1:8443")]
+    listen: SocketAddr,
+    /// Master key file (64 hex digits, mode 0600; created if missing).
+    /// Default: $SIGIL_CAS_MASTER_KEY, else DATA_DIR/master.key.
+    #[arg(long)]
+    master_key_file: Option<PathBuf>,
+    /// Log format.
+    #[arg(long, default_value = "text", value_parser = ["text", "json"])]
+    log_format: String,
+    /// Fingerprint allowed to read the audit log (repeat; default: any client).
+    #[arg(long)]
+    audit_reader: Vec<Fingerprint>,
+    /// Largest request body in bytes.
+    #[arg(long, default_value_t = 1024 * 1024)]
+    max_body_bytes: usize,
+    /// Most concurrent connections.
+    #[arg(long, default_value_t = 1024)]
+    max_connections: usize,
+}
+
+#[derive(clap::Args, Debug)]
+struct BackupArgs {
+    /// Data directory of the CAS.
+    #[arg(long)]
+    data_dir: PathBuf,
+    /// New file to write the backup to.
+    #[arg(long)]
+    out: PathBuf,
+}
+
+#[derive(clap::Args, Debug)]
+struct RestoreArgs {
+    /// Backup file made by `sigil cas backup`.
+    #[arg(long)]
+    backup: PathBuf,
+    /// New data directory.
+    #[arg(long)]
+    data_dir: PathBuf,
+    /// Master key the backup was made with (default as for serve).
+    #[arg(long)]
+    master_key_file: Option<PathBuf>,
+}
+
+#[derive(clap::Args, Debug)]
+struct TrustArgs {
+    /// CAS address, HOST:PORT.
+    address: String,
+    /// The CAS fingerprint as printed by `sigil cas serve` (sha256:HEX).
+    #[arg(long)]
+    fingerprint: Fingerprint,
+}
+
+/// How the client commands find and authenticate to the CAS.
+#[derive(clap::Args, Debug, Clone)]
+pub struct CasArgs {
+    /// CAS address HOST:PORT (default: from `sigil cas trust`).
+    #[arg(long, env = "SIGIL_CAS")]
+    pub cas: Option<String>,
+    /// Pinned CAS fingerprint (default: from `sigil cas trust`).
+    #[arg(long, env = "SIGIL_CAS_FINGERPRINT")]
+    pub cas_fingerprint: Option<Fingerprint>,
+    /// Identity directory (default: CONFIG/identity).
+    #[arg(long)]
+    pub identity: Option<PathBuf>,
+}
+
+impl CasArgs {
+    /// Connects with the identity (which must exist).
+    pub fn connect(&self) -> Result<BlockingCasClient> {
+        let trust = CasTrust::load(&config_dir()?)?;
+        let addr = match (&self.cas, &trust) {
+            (Some(a), _) => a.clone(),
+            (None, Some(t)) => t.address.clone(),
+            (None, None) => bail!(
+                "no CAS given: pass --cas HOST:PORT --cas-fingerprint sha256:HEX, or run `sigil cas trust HOST:PORT --fingerprint sha256:HEX` once"
+            ),
+        };
+        let pin = match (&self.cas_fingerprint, &trust) {
+            (Some(f), _) => *f,
+            (None, Some(t)) if self.cas.is_none() || self.cas.as_deref() == Some(&t.address) => {
+                t.fingerprint
+            }
+            _ => bail!("no fingerprint for CAS {addr}: pass --cas-fingerprint sha256:HEX"),
+        };
+        let dir = match &self.identity {
+            Some(d) => d.clone(),
+            None => default_identity_dir()?,
+        };
+        let id = Identity::load(&dir).map_err(|e| {
+            anyhow!("{e}; create one with `sigil identity create` or pass --identity DIR")
+        })?;
+        Ok(BlockingCasClient::connect(&addr, pin, Some(&id))?)
+    }
+}
 
 /// Runs `sigil cas`.
-pub fn run(_args: Args) -> anyhow::Result<()> {
-    anyhow::bail!("`sigil cas` is not built yet")
+pub fn run(args: Args) -> Result<()> {
+    match args.command {
+        Command::Serve(a) => serve(a),
+        Command::Backup(a) => {
+            let stats = sigil_cas::backup(&a.data_dir, &a.out)?;
+            println!(
+                "backup written to {}: {} sessions, {} secrets (sealed), {} audit entries; keep the master key separately",
+                a.out.display(),
+                stats.sessions,
+                stats.secrets,
+                stats.audit_entries
+            );
+            Ok(())
+        }
+        Command::Restore(a) => {
+            let key = a
+                .master_key_file
+                .map(sigil_cas::MasterKeySource::File);
+            let r = sigil_cas::restore(&a.backup, &a.data_dir, key.as_ref())?;
+            println!(
+                "restored into {}: audit log verified ({} entries, head {})",
+                a.data_dir.display(),
+                r.entries,
+                r.head
+            );
+            Ok(())
+        }
+        Command::Trust(a) => {
+            sigil_client::client::parse_address(&a.address)?;
+            let dir = config_dir()?;
+            CasTrust {
+                address: a.address.clone(),
+                fingerprint: a.fingerprint,
+            }
+            .save(&dir)?;
+            println!("trusting CAS {} with fingerprint {}", a.address, a.fingerprint);
+            Ok(())
+        }
+    }
+}
+
+fn serve(a: ServeArgs) -> Result<()> {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    if a.log_format == "json" {
+        builder.json().init();
+    } else {
+        builder.init();
+    }
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    rt.block_on(async move {
+        let mut cfg = sigil_cas::Config::new(&a.data_dir, a.listen);
+        cfg.master_key = Some(sigil_cas::MasterKeySource::resolve(
+            a.master_key_file.clone(),
+            &a.data_dir,
+        ));
+        cfg.limits.max_body_bytes = a.max_body_bytes;
+        cfg.limits.max_connections = a.max_connections.max(1);
+        if !a.audit_reader.is_empty() {
+            cfg.audit_readers = Some(a.audit_reader.clone());
+        }
+        let server = sigil_cas::Server::start(cfg).await?;
+        {
+            let mut out = std::io::stdout().lock();
+            writeln!(out, "listening on {}", server.addr)?;
+            writeln!(out, "fingerprint {}", server.fingerprint)?;
+            out.flush()?;
+        }
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = term.recv() => {}
+        }
+        tracing::info!("shutting down");
+        server.shutdown().await;
+        Ok(())
+    })
 }

@@ -1,0 +1,101 @@
+//! Shared helpers: a real CAS on loopback in a tempdir, real clients.
+#![allow(dead_code)]
+
+use std::path::Path;
+
+use sigil_cas::{Config, MasterKeySource, RunningServer, Server};
+use sigil_client::{CasClient, Identity};
+use zeroize::Zeroizing;
+
+pub const KEY_HEX: &str = "1111111111111111111111111111111111111111111111111111111111111111";
+
+pub fn key() -> MasterKeySource {
+    MasterKeySource::Hex(Zeroizing::new(KEY_HEX.to_string()))
+}
+
+pub fn config(dir: &Path) -> Config {
+    let mut c = Config::new(dir, "127.0.0.1:0".parse().unwrap());
+    c.master_key = Some(key());
+    c
+}
+
+pub async fn start(dir: &Path) -> RunningServer {
+    Server::start(config(dir)).await.unwrap()
+}
+
+pub async fn client(s: &RunningServer, id: Option<&Identity>) -> CasClient {
+    CasClient::connect(&s.addr.to_string(), s.fingerprint, id)
+        .await
+        .unwrap()
+}
+
+pub fn id(name: &str) -> Identity {
+    Identity::generate(name, &[]).unwrap()
+}
+
+/// A session with every secret kind the CAS generates.
+pub fn app_yaml(name: &str, extra_policy: &str, log_level: &str) -> String {
+    format!(
+        r#"
+name: {name}
+services:
+  - name: app
+    image_name: img
+    command: ["/bin/app", "--token=$$SIGIL::token:hex$$"]
+    environment:
+      PASSWORD: "$$SIGIL::password$$"
+      GREETING: "$$SIGIL::greeting$$"
+      LOG_LEVEL: {log_level}
+secrets:
+  - name: password
+    kind: ascii
+    size: 24
+  - name: token
+    kind: binary
+    size: 16
+  - name: greeting
+    value: "explicit-greeting-value"
+  - name: ca
+    kind: x509-ca
+    common_name: Test CA
+  - name: cert
+    kind: x509
+    issuer: ca
+    common_name: app.svc
+    dns: [app.svc]
+    valid_for: 30d
+  - name: key
+    kind: private-key
+    algorithm: ed25519
+volumes:
+  - name: data
+    key: c0ffee00c0ffee00c0ffee00c0ffee00c0ffee00c0ffee00c0ffee00c0ffee00
+images:
+  - name: img
+    volumes:
+      - name: data
+        path: /data
+    injection_files:
+      - path: /etc/app/tls.crt
+        content: $$SIGIL::cert:chain$$
+      - path: /etc/app/tls.key
+        content: $$SIGIL::cert:privatekey$$
+      - path: /etc/app/token.bin
+        content: $$SIGIL::token:der$$
+      - path: /etc/app/ed.key
+        content: $$SIGIL::key$$
+access_policy:
+{extra_policy}
+"#
+    )
+}
+
+pub fn policy(read: &str, update: &str, create: &str) -> String {
+    format!("  read: [{read}]\n  update: [{update}]\n  create_sessions: [{create}]")
+}
+
+pub fn simple_yaml(name: &str, policy: &str) -> String {
+    format!(
+        "name: {name}\nsecrets:\n  - name: s\n    kind: ascii\n    size: 8\naccess_policy:\n{policy}\n"
+    )
+}
