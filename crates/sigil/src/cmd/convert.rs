@@ -159,8 +159,10 @@ impl Progress for Bar {
                 );
             } else {
                 b.set_style(
-                    indicatif::ProgressStyle::with_template("{msg:>10} {spinner} {bytes} {bytes_per_sec}")
-                        .unwrap_or_else(|_| indicatif::ProgressStyle::default_spinner()),
+                    indicatif::ProgressStyle::with_template(
+                        "{msg:>10} {spinner} {bytes} {bytes_per_sec}",
+                    )
+                    .unwrap_or_else(|_| indicatif::ProgressStyle::default_spinner()),
                 );
             }
         }
@@ -223,6 +225,12 @@ fn write_private(path: &Path, data: &[u8]) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// One line: the library's errors already name the path and the cause, so
+/// anyhow's "Caused by" chain would only repeat it.
+fn flat(e: sigil_image::Error) -> anyhow::Error {
+    anyhow!("{e}")
+}
+
 /// Runs `sigil convert`.
 pub fn run(a: Args) -> anyhow::Result<()> {
     if a.push {
@@ -235,7 +243,9 @@ pub fn run(a: Args) -> anyhow::Result<()> {
         }
         bail!("--from {}: no such file or directory", a.from);
     }
-    let to = a.to.clone().unwrap_or_else(|| PathBuf::from("converted.tar"));
+    let to =
+        a.to.clone()
+            .unwrap_or_else(|| PathBuf::from("converted.tar"));
     let stem = to
         .file_stem()
         .map(|s| s.to_string_lossy().to_string())
@@ -313,7 +323,12 @@ pub fn run(a: Args) -> anyhow::Result<()> {
         binary: a.binary.clone(),
         encrypt: a.dirs.clone(),
         authenticate: a.authenticate.clone(),
-        plain: a.plain.iter().chain(a.plain_files.iter()).cloned().collect(),
+        plain: a
+            .plain
+            .iter()
+            .chain(a.plain_files.iter())
+            .cloned()
+            .collect(),
         launcher: find_launcher(a.launcher.clone())?,
         cas_addr: a.cas_addr.clone(),
         cas_pin,
@@ -324,9 +339,10 @@ pub fn run(a: Args) -> anyhow::Result<()> {
         limits: Limits::default(),
         seal_threads: None,
     };
-    let session_file = a.session_file.clone().unwrap_or_else(|| {
-        to.with_file_name(format!("{stem}.session.yaml"))
-    });
+    let session_file = a
+        .session_file
+        .clone()
+        .unwrap_or_else(|| to.with_file_name(format!("{stem}.session.yaml")));
     let (repo, tag) = match image_name.rsplit_once(':') {
         Some((r, t)) if !t.contains('/') => (r.to_string(), t.to_string()),
         _ => (image_name.clone(), "latest".to_string()),
@@ -352,26 +368,44 @@ pub fn run(a: Args) -> anyhow::Result<()> {
     // Cheap checks before the heavy work: chart values and overrides.
     let mut vals = helm::values(&chart);
     for s in &chart.sets {
-        helm::apply_set(&mut vals, s)?;
+        helm::apply_set(&mut vals, s).map_err(flat)?;
     }
     if let Some(d) = &a.k8s_helm_output_dir {
         if std::fs::read_dir(d).is_ok_and(|mut r| r.next().is_some()) {
-            bail!("--k8s-helm-output-dir {}: exists and is not empty", d.display());
+            bail!(
+                "--k8s-helm-output-dir {}: exists and is not empty",
+                d.display()
+            );
         }
     }
 
     if a.dry_run {
-        let plan = convert::plan(&opts)?;
+        let plan = convert::plan(&opts).map_err(flat)?;
         println!("would convert {}", plan.source);
         for l in &plan.layers {
             println!("  layer {l}");
         }
-        println!("  entrypoint {:?} cmd {:?}", plan.run.entrypoint, plan.run.cmd);
+        println!(
+            "  entrypoint {:?} cmd {:?}",
+            plan.run.entrypoint, plan.run.cmd
+        );
         println!("would encrypt {:?}, authenticate {:?} + the binary's shared libraries, leave plain {:?}", opts.encrypt, opts.authenticate, opts.plain);
-        println!("would write image {} ({}) as {}", to.display(), a.format, image_name);
-        println!("would write session {} ({session_name}, service {service})", session_file.display());
+        println!(
+            "would write image {} ({}) as {}",
+            to.display(),
+            a.format,
+            image_name
+        );
+        println!(
+            "would write session {} ({session_name}, service {service})",
+            session_file.display()
+        );
         if let Some(d) = &a.k8s_helm_output_dir {
-            println!("would write Helm chart {} ({})", d.display(), a.k8s_helm_workload);
+            println!(
+                "would write Helm chart {} ({})",
+                d.display(),
+                a.k8s_helm_workload
+            );
         }
         return Ok(());
     }
@@ -383,7 +417,7 @@ pub fn run(a: Args) -> anyhow::Result<()> {
     } else {
         Bar(None)
     };
-    let conv = convert::convert(&opts, &bar)?;
+    let conv = convert::convert(&opts, &bar).map_err(flat)?;
     if let Some(b) = &bar.0 {
         b.finish_and_clear();
     }
@@ -401,7 +435,8 @@ pub fn run(a: Args) -> anyhow::Result<()> {
                 allow_simulation: a.allow_simulation,
                 mrenclave,
             },
-        )?;
+        )
+        .map_err(flat)?;
         write_private(&session_file, session.to_yaml().as_bytes())?;
         if let Some(d) = &a.k8s_helm_output_dir {
             if chart.ports.is_empty() {
@@ -414,7 +449,7 @@ pub fn run(a: Args) -> anyhow::Result<()> {
             }
             if let Err(e) = helm::write_chart(d, &chart) {
                 let _ = std::fs::remove_file(&session_file);
-                return Err(e.into());
+                return Err(flat(e));
             }
         }
         if a.cas.is_some() {
@@ -437,9 +472,17 @@ pub fn run(a: Args) -> anyhow::Result<()> {
     println!("measurement {}", hex::encode(conv.measurement));
     println!("binary      /{}", conv.binary.real);
     if let Some(v) = &conv.volume {
-        println!("volume      {} tag {} ({} paths)", v.name, v.tag, v.paths.len());
+        println!(
+            "volume      {} tag {} ({} paths)",
+            v.name,
+            v.tag,
+            v.paths.len()
+        );
     }
-    println!("session     {} ({session_name}, service {service})", session_file.display());
+    println!(
+        "session     {} ({session_name}, service {service})",
+        session_file.display()
+    );
     if let Some(d) = &a.k8s_helm_output_dir {
         println!("chart       {}", d.display());
     }

@@ -1,0 +1,304 @@
+//! `sigil convert` end to end through the real binary: a python3 image built
+//! from this host's files, converted, loaded into real podman; the session
+//! file parses with sigil-session and carries the measurement; the chart is
+//! written; bad input gives one line on stderr and leaves nothing behind.
+//!
+//! The host's static `ldconfig` stands in for the launcher (only its being a
+//! static ELF and its bytes matter here, not its behaviour).
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use sigil_image::build::ImageBuilder;
+
+const MARKER: &str = "SIGIL-CLI-MARKER-51d0e2-secret";
+
+fn launcher() -> &'static str {
+    ["/usr/sbin/ldconfig", "/sbin/ldconfig"]
+        .into_iter()
+        .find(|p| Path::new(p).is_file())
+        .expect("a static ldconfig on this host")
+}
+
+fn image(dir: &Path) -> PathBuf {
+    let p = dir.join("in.tar");
+    ImageBuilder::new()
+        .layer(|l| {
+            l.add_host_elf("/usr/bin/python3.11", "usr/bin/python3.11")
+                .add_symlink("usr/bin/python3", "python3.11")
+                .add_host_file("/usr/lib/python3.11/os.py", "usr/lib/python3.11/os.py")
+        })
+        .layer(|l| {
+            l.add_bytes("app/main.py", b"print('hello')\n", 0o644)
+                .add_bytes("app/key.py", format!("K='{MARKER}'\n").as_bytes(), 0o600)
+                .add_bytes(
+                    "app/start.sh",
+                    b"#!/bin/sh\nexec python3 /app/main.py\n",
+                    0o755,
+                )
+        })
+        .entrypoint(["python3"])
+        .cmd(["/app/main.py"])
+        .env("PATH", "/usr/bin:/bin")
+        .env("GREETING", "hi")
+        .working_dir("/app")
+        .expose("8080/tcp")
+        .write_oci_archive(&p)
+        .unwrap();
+    p
+}
+
+fn sigil(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_sigil"))
+        .arg("convert")
+        .args(args)
+        .env_remove("SIGIL_INIT_BINARY")
+        .env_remove("RUST_BACKTRACE")
+        .env_remove("RUST_LIB_BACKTRACE")
+        .output()
+        .unwrap()
+}
+
+const PIN: &str = "sha256:0101010101010101010101010101010101010101010101010101010101010101";
+
+fn listing(dir: &Path) -> Vec<String> {
+    let mut v: Vec<String> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().to_string())
+        .collect();
+    v.sort();
+    v
+}
+
+#[test]
+fn converts_writes_session_and_chart_and_loads_in_podman() {
+    let t = tempfile::tempdir().unwrap();
+    let img = image(t.path());
+    let out = t.path().join("pyweb.tar");
+    let chart = t.path().join("chart");
+    let name = format!("pyweb{}", std::process::id());
+    let r = sigil(&[
+        "--from",
+        img.to_str().unwrap(),
+        "--to",
+        out.to_str().unwrap(),
+        "--dir",
+        "/app",
+        "--launcher",
+        launcher(),
+        "--cas-pin",
+        PIN,
+        "--name",
+        &name,
+        "--service-name",
+        "web",
+        "--env",
+        "EXTRA=1",
+        "--allow-simulation",
+        "--allow-tcb-vulnerabilities",
+        "--k8s-helm-output-dir",
+        chart.to_str().unwrap(),
+        "--k8s-helm-workload",
+        "statefulset",
+    ]);
+    let stdout = String::from_utf8_lossy(&r.stdout).to_string();
+    assert!(
+        r.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&r.stderr)
+    );
+    assert!(
+        stdout.contains("security    attestation mode: simulation"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("INTEL-SA-00615"), "{stdout}");
+
+    let session_path = t.path().join("pyweb.session.yaml");
+    let meta = std::fs::metadata(&session_path).unwrap();
+    assert_eq!(
+        std::os::unix::fs::PermissionsExt::mode(&meta.permissions()) & 0o777,
+        0o600
+    );
+    let yaml = std::fs::read_to_string(&session_path).unwrap();
+    let s = sigil_session::Session::parse(&yaml).unwrap();
+    assert_eq!(s.name.as_str(), name);
+    let svc = &s.services[0];
+    assert_eq!(svc.name, "web");
+    assert_eq!(svc.command, vec!["python3", "/app/main.py"]);
+    assert_eq!(
+        svc.environment.get("GREETING").map(String::as_str),
+        Some("hi")
+    );
+    assert_eq!(svc.environment.get("EXTRA").map(String::as_str), Some("1"));
+    assert_eq!(svc.pwd.as_deref(), Some("/app"));
+    let m = svc.attestation[0].simulation_measurement.unwrap();
+    assert!(stdout.contains(&hex::encode(m)), "{stdout}");
+    assert_eq!(
+        s.security.attestation_mode,
+        sigil_session::AttestationMode::Simulation
+    );
+    assert!(s.volumes[0].key.is_some() && s.volumes[0].tag.is_some());
+    // The key is in the 0600 session file only, never on stdout.
+    let key_hex = hex::encode(s.volumes[0].key.as_ref().unwrap().expose());
+    assert!(!stdout.contains(&key_hex));
+
+    assert!(chart.join("Chart.yaml").is_file());
+    let values = std::fs::read_to_string(chart.join("values.yaml")).unwrap();
+    assert!(values.contains("workload: \"statefulset\""), "{values}");
+    assert!(
+        values.contains(&format!("configId: \"{name}/web\"")),
+        "{values}"
+    );
+    assert!(values.contains("- 8080"), "{values}");
+
+    let image_ref = format!("localhost/{name}-sigil:latest");
+    let p = |args: &[&str]| {
+        let o = Command::new("podman")
+            .args(["--runtime", "/usr/sbin/runc", "--cgroup-manager=cgroupfs"])
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(
+            o.status.success(),
+            "podman {args:?}: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+        String::from_utf8_lossy(&o.stdout).to_string()
+    };
+    p(&["load", "-i", out.to_str().unwrap()]);
+    let ep = p(&[
+        "image",
+        "inspect",
+        "--format",
+        "{{json .Config.Entrypoint}}",
+        &image_ref,
+    ]);
+    p(&["rmi", &image_ref]);
+    assert_eq!(ep.trim(), "[\"/sigil/sigil-init\"]");
+    let mut left = listing(t.path());
+    left.retain(|n| n.starts_with('.'));
+    assert!(left.is_empty(), "{left:?}");
+}
+
+fn fails(t: &Path, extra: &[&str], expect: &str) {
+    let before = listing(t);
+    let r = sigil(extra);
+    assert!(!r.status.success());
+    let err = String::from_utf8_lossy(&r.stderr).trim().to_string();
+    assert!(err.contains(expect), "expected {expect:?} in {err:?}");
+    assert_eq!(err.lines().count(), 1, "not one line: {err}");
+    assert_eq!(listing(t), before, "left behind after {err}");
+}
+
+#[test]
+fn bad_input_is_one_line_and_leaves_nothing() {
+    let t = tempfile::tempdir().unwrap();
+    let img = image(t.path());
+    let img = img.to_str().unwrap();
+    let out = t.path().join("o.tar");
+    let out = out.to_str().unwrap();
+    let base = |more: &[&'static str]| -> Vec<String> {
+        let mut v: Vec<String> = [
+            "--from",
+            img,
+            "--to",
+            out,
+            "--launcher",
+            launcher(),
+            "--cas-pin",
+            PIN,
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        v.extend(more.iter().map(|s| s.to_string()));
+        v
+    };
+    let run = |more: &[&'static str], expect: &str| {
+        let v = base(more);
+        let refs: Vec<&str> = v.iter().map(String::as_str).collect();
+        fails(t.path(), &refs, expect);
+    };
+    run(&["--binary", "/app/start.sh"], "--binary /bin/sh");
+    run(
+        &["--dir", "/nonexistent"],
+        "/nonexistent: does not exist in the image",
+    );
+    run(
+        &["--binary", "/usr/bin/nothing"],
+        "does not exist in the image",
+    );
+    run(
+        &["--dir", "/app", "--k8s-helm-set", "novalue"],
+        "expected key=value",
+    );
+    fails(
+        t.path(),
+        &[
+            "--from",
+            "/nonexistent/image.tar",
+            "--to",
+            out,
+            "--launcher",
+            launcher(),
+            "--cas-pin",
+            PIN,
+        ],
+        "no such file",
+    );
+    fails(
+        t.path(),
+        &[
+            "--from",
+            img,
+            "--to",
+            out,
+            "--launcher",
+            "/usr/bin/python3.11",
+            "--cas-pin",
+            PIN,
+        ],
+        "dynamically linked",
+    );
+    fails(
+        t.path(),
+        &[
+            "--from",
+            img,
+            "--to",
+            out,
+            "--launcher",
+            launcher(),
+            "--cas-pin",
+            "sha256:zz",
+        ],
+        "--cas-pin",
+    );
+}
+
+#[test]
+fn dry_run_writes_nothing() {
+    let t = tempfile::tempdir().unwrap();
+    let img = image(t.path());
+    let before = listing(t.path());
+    let r = sigil(&[
+        "--from",
+        img.to_str().unwrap(),
+        "--to",
+        t.path().join("x.tar").to_str().unwrap(),
+        "--dir",
+        "/app",
+        "--launcher",
+        launcher(),
+        "--cas-pin",
+        PIN,
+        "--dry-run",
+    ]);
+    let stdout = String::from_utf8_lossy(&r.stdout);
+    assert!(r.status.success(), "{}", String::from_utf8_lossy(&r.stderr));
+    assert!(
+        stdout.contains("would convert") && stdout.contains("layer sha256:"),
+        "{stdout}"
+    );
+    assert_eq!(listing(t.path()), before);
+}
