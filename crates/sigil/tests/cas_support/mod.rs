@@ -1,0 +1,120 @@
+//! Helpers of the CAS CLI tests: a real `sigil cas serve` child process and
+//! the real `sigil` binary.
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+
+pub const KEY_HEX: &str = "3333333333333333333333333333333333333333333333333333333333333333";
+
+/// A `sigil cas serve` child; SIGKILLed on drop if still running.
+pub struct Cas {
+    pub child: Child,
+    pub addr: String,
+    pub fingerprint: String,
+    pub data_dir: PathBuf,
+}
+
+impl Cas {
+    pub fn start(data_dir: &Path) -> Cas {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_sigil"))
+            .args(["cas", "serve", "--listen", "127.0.0.1:0", "--log-format", "json", "--data-dir"])
+            .arg(data_dir)
+            .env("SIGIL_CAS_MASTER_KEY", KEY_HEX)
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("spawn sigil cas serve");
+        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+        let mut addr = String::new();
+        let mut fingerprint = String::new();
+        while addr.is_empty() || fingerprint.is_empty() {
+            let line = lines
+                .next()
+                .expect("cas serve exited before printing its address")
+                .unwrap();
+            if let Some(a) = line.strip_prefix("listening on ") {
+                addr = a.to_string();
+            } else if let Some(f) = line.strip_prefix("fingerprint ") {
+                fingerprint = f.to_string();
+            }
+        }
+        // cas.json says the same.
+        let info: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(data_dir.join("cas.json")).unwrap()).unwrap();
+        assert_eq!(info["listen"], addr.as_str());
+        assert_eq!(info["fingerprint"], fingerprint.as_str());
+        Cas {
+            child,
+            addr,
+            fingerprint,
+            data_dir: data_dir.to_path_buf(),
+        }
+    }
+
+    /// SIGTERM and wait (graceful).
+    pub fn stop(mut self) {
+        unsafe_sigterm(self.child.id());
+        let _ = self.child.wait();
+    }
+
+    /// SIGKILL and wait.
+    pub fn kill(mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn unsafe_sigterm(pid: u32) {
+    let _ = Command::new("kill").arg("-TERM").arg(pid.to_string()).status();
+}
+
+impl Drop for Cas {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Runs `sigil` with a private config dir.
+pub fn sigil(config: &Path, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_sigil"))
+        .args(args)
+        .env("SIGIL_CONFIG_DIR", config)
+        .env_remove("SIGIL_CAS")
+        .env_remove("SIGIL_CAS_FINGERPRINT")
+        .env_remove("SIGIL_CAS_MASTER_KEY")
+        .env_remove("RUST_BACKTRACE")
+        .env_remove("RUST_LIB_BACKTRACE")
+        .output()
+        .expect("run sigil")
+}
+
+pub fn ok(o: &Output) -> String {
+    assert!(
+        o.status.success(),
+        "sigil failed: {}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    );
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+pub fn fails(o: &Output) -> String {
+    assert!(
+        !o.status.success(),
+        "sigil should have failed: {}",
+        String::from_utf8_lossy(&o.stdout)
+    );
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+pub fn session_yaml(name: &str, size: u32, policy: &str) -> String {
+    format!(
+        "name: {name}\nservices:\n  - name: app\n    command: [run]\n    environment:\n      PW: \"$$SIGIL::pw$$\"\nsecrets:\n  - name: pw\n    kind: ascii\n    size: {size}\naccess_policy:\n{policy}\n"
+    )
+}
+
+pub const CREATOR_ONLY: &str = "  read: [CREATOR]\n  update: [CREATOR]\n  create_sessions: [CREATOR]";
