@@ -989,9 +989,9 @@ pub fn decide(r: &Report) -> Verdict {
             None,
             "until hardware attestation works, Sigil runs in simulation mode: no memory encryption, evidence marked simulated".into(),
             if present {
-                "fix the blocking steps above for hardware mode; meanwhile use `sim` only for development (sessions must allow simulation)".into()
+                "fix the blocking steps above for hardware mode; meanwhile run with `SIGIL_MODE=sim` for development only (the session must say `attestation.mode: simulation`)".into()
             } else {
-                "use simulation mode (`sim`) for development and tests on this machine; run production on an SGX (FLC), TDX or SEV-SNP machine".into()
+                "run with `SIGIL_MODE=sim` (simulation) for development and tests on this machine, with sessions that say `attestation.mode: simulation`; run production on an SGX (FLC), TDX or SEV-SNP machine".into()
             },
         );
     }

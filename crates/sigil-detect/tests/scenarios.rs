@@ -461,7 +461,11 @@ fn amd_vm_without_tee_recommends_simulation() {
     assert_eq!(v.exit_code, EXIT_SIM_ONLY);
     assert_eq!(v.mode, Mode::Sim);
     assert!(v.summary.contains("AuthenticAMD"), "{}", v.summary);
-    assert!(v.get(AdviceId::UseSimulation).unwrap().fix.contains("sim"));
+    assert!(v
+        .get(AdviceId::UseSimulation)
+        .unwrap()
+        .fix
+        .contains("SIGIL_MODE=sim"));
     assert!(blocking(&r).is_empty());
     let text = r.render_text();
     assert!(text.contains("Verdict          sim, exit code 3"), "{text}");
