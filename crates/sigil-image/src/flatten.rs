@@ -265,10 +265,8 @@ impl Rootfs {
             }
             let disk = self.disk_path(&path);
             match &kind {
-                Kind::Dir => {
-                    if !existing_dir {
-                        fs::create_dir(&disk).at(&disk)?;
-                    }
+                Kind::Dir if !existing_dir => {
+                    fs::create_dir(&disk).at(&disk)?;
                 }
                 Kind::File => {
                     let size = entry.size();
@@ -340,13 +338,6 @@ impl Rootfs {
                 Some(_) => return Err(lerr(format!("{path}: /{anc} is not a directory"))),
             }
             end += i + 1;
-        }
-        if !path.is_empty() {
-            if let Some(n) = self.nodes.get(path) {
-                if !matches!(n.kind, Kind::Dir) && path.contains('/') {
-                    // fine: a non-directory being replaced
-                }
-            }
         }
         Ok(())
     }
