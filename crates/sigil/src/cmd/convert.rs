@@ -452,13 +452,6 @@ pub fn run(a: Args) -> anyhow::Result<()> {
                 return Err(flat(e));
             }
         }
-        if a.cas.is_some() {
-            let _ = std::fs::remove_file(&session_file);
-            if let Some(d) = &a.k8s_helm_output_dir {
-                let _ = std::fs::remove_dir_all(d);
-            }
-            bail!("--cas upload is not wired in this build yet; upload {} with `sigil session create`", session_file.display());
-        }
         Ok(notes)
     };
     let notes = match finish() {
@@ -468,6 +461,46 @@ pub fn run(a: Args) -> anyhow::Result<()> {
             return Err(e);
         }
     };
+    if let (Some(url), Some(id_dir)) = (&a.cas, &a.identity) {
+        // The outputs are complete and stay; only the upload failed.
+        let addr = url
+            .trim_start_matches("https://")
+            .trim_end_matches('/')
+            .to_string();
+        let identity = sigil_client::Identity::load(id_dir).map_err(|e| {
+            anyhow!(
+                "--identity {}: {e} (outputs written; upload {} with `sigil session create`)",
+                id_dir.display(),
+                session_file.display()
+            )
+        })?;
+        let client = sigil_client::BlockingCasClient::connect(
+            &addr,
+            sigil_client::Fingerprint(cas_pin.0),
+            Some(&identity),
+        )
+        .map_err(|e| {
+            anyhow!(
+                "--cas {url}: {e} (outputs written; upload {} later)",
+                session_file.display()
+            )
+        })?;
+        let yaml = std::fs::read_to_string(&session_file)?;
+        let (w, created) = client
+            .run(|c| c.create_or_update_session(&yaml))
+            .map_err(|e| {
+                anyhow!(
+                    "--cas {url}: {e} (outputs written; upload {} later)",
+                    session_file.display()
+                )
+            })?;
+        println!(
+            "uploaded    {} {} hash {}",
+            w.name,
+            if created { "created" } else { "updated" },
+            w.hash
+        );
+    }
     println!("image       {} ({})", to.display(), conv.image_name);
     println!("measurement {}", hex::encode(conv.measurement));
     println!("binary      /{}", conv.binary.real);
