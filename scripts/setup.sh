@@ -37,7 +37,7 @@ CONF
 fi
 
 # Python tools for the Helm chart checks (helm embedded, offline schemas).
-if ! python3 -c 'import kubernetes_validate, helm' >/dev/null 2>&1; then
+if ! python3 -c 'import kubernetes_validate, helm_python' >/dev/null 2>&1; then
   echo "setup: installing Python chart-check tools"
   python3 -m pip install -q --disable-pip-version-check helm-python-sdk kubernetes-validate >/dev/null
 fi
