@@ -22,4 +22,13 @@ if command -v readelf >/dev/null && readelf -l "$bin" | grep -q 'INTERP'; then
   echo "build-launcher: $bin is dynamically linked (has PT_INTERP)" >&2
   exit 1
 fi
-echo "$bin"
+# Debug information makes the debug build ~100 MiB; the launcher hashes
+# itself at every start, so hand out a stripped copy.
+out="$target_dir/sigil-init-$profile"
+if command -v strip >/dev/null; then
+  strip -o "$out.tmp" "$bin"
+else
+  cp "$bin" "$out.tmp"
+fi
+mv -f "$out.tmp" "$out"
+echo "$out"

@@ -250,7 +250,7 @@ impl CasConnection {
             }
             Err(e) => return Err(proto(e.to_string())),
         };
-        let _ = self.tls.conn.send_close_notify();
+        self.tls.conn.send_close_notify();
         let _ = self.tls.flush();
         match resp.status {
             200 => {

@@ -33,7 +33,9 @@ impl Cas {
             .unwrap();
         let dir = tempfile::tempdir().unwrap();
         let mut c = Config::new(dir.path(), "127.0.0.1:0".parse().unwrap());
-        c.master_key = Some(MasterKeySource::Hex(zeroize::Zeroizing::new("22".repeat(32))));
+        c.master_key = Some(MasterKeySource::Hex(zeroize::Zeroizing::new(
+            "22".repeat(32),
+        )));
         c.admin_socket = false;
         let server = rt.block_on(Server::start(c)).unwrap();
         let id = Identity::generate("tester", &[]).unwrap();
@@ -103,7 +105,11 @@ impl Image {
         fs::create_dir_all(r.join("run/sigil")).unwrap();
         let src = tempfile::tempdir().unwrap();
         fs::create_dir_all(src.path().join("app")).unwrap();
-        fs::write(src.path().join("app/hello.txt"), "hello from the sealed volume").unwrap();
+        fs::write(
+            src.path().join("app/hello.txt"),
+            "hello from the sealed volume",
+        )
+        .unwrap();
         let sealed = sigil_fs::seal(
             src.path(),
             &r.join("sigil/volumes/app"),
@@ -160,7 +166,13 @@ impl Image {
 
     /// A session for this image: simulation mode (unless `hardware`), a rule
     /// with `measurement`, secrets in env, arguments and files.
-    fn session(&self, name: &str, measurement: &[u8; 32], volume_tag: &str, hardware: bool) -> String {
+    fn session(
+        &self,
+        name: &str,
+        measurement: &[u8; 32],
+        volume_tag: &str,
+        hardware: bool,
+    ) -> String {
         let root = self.root.path().display();
         let mode = if hardware { "hardware" } else { "simulation" };
         format!(
@@ -169,7 +181,7 @@ name: {name}
 services:
   - name: web
     image_name: img
-    command: ["sh", "-c", "echo ARG=$0; echo KEY=$API_KEY; echo PASS=$PASS_ME; echo HOSTONLY=$HOST_ONLY; echo PID=$$; echo PWD=$(pwd); echo FILE=$(cat {root}/run/sigil/secret.txt); echo CFG=$(head -1 {root}/run/sigil/files/etc/app/tls.crt); echo VOL=$(cat {root}/app/hello.txt)", "--token=$$SIGIL::token:hex$$"]
+    command: ["sh", "-c", "echo ARG=$0; echo KEY=$API_KEY; echo PASS=$PASS_ME; echo HOSTONLY=$HOST_ONLY; echo PID=$$; echo PWD=$(pwd); echo FILE=$(cat {root}/run/sigil/secret.txt); echo CFG=$(head -1 {root}/run/sigil/files/etc/app/tls.crt); echo VOL=$(cat {root}/run/sigil/volumes/app/app/hello.txt)", "--token=$$SIGIL::token:hex$$"]
     pwd: /tmp
     environment:
       API_KEY: "$$SIGIL::api_key$$"
@@ -258,9 +270,16 @@ fn line<'a>(out: &'a str, key: &str) -> &'a str {
 fn assert_refused(out: &Output, reason: &str) {
     let stderr = text(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "stderr: {stderr}");
-    assert!(out.stdout.is_empty(), "the application ran: {}", text(&out.stdout));
+    assert!(
+        out.stdout.is_empty(),
+        "the application ran: {}",
+        text(&out.stdout)
+    );
     assert!(stderr.contains(reason), "expected {reason:?} in: {stderr}");
-    assert!(stderr.contains("the application was not started"), "{stderr}");
+    assert!(
+        stderr.contains("the application was not started"),
+        "{stderr}"
+    );
 }
 
 #[test]
@@ -296,7 +315,10 @@ fn happy_path_secrets_arrive_in_env_args_files_and_volume() {
     assert_eq!(line(&stdout, "FILE="), "hello-from-cas");
     assert_eq!(line(&stdout, "CFG="), "-----BEGIN CERTIFICATE-----");
     use std::os::unix::fs::PermissionsExt;
-    let mode = fs::metadata(img.path("run/sigil/secret.txt")).unwrap().permissions().mode();
+    let mode = fs::metadata(img.path("run/sigil/secret.txt"))
+        .unwrap()
+        .permissions()
+        .mode();
     assert_eq!(mode & 0o7777, 0o400);
     // (The symlink is absolute in image terms; outside a container the
     // test reads the memory copy directly.)
@@ -306,6 +328,10 @@ fn happy_path_secrets_arrive_in_env_args_files_and_volume() {
     );
     // Volume opened into memory.
     assert_eq!(line(&stdout, "VOL="), "hello from the sealed volume");
+    assert_eq!(
+        fs::read_link(img.path("app")).unwrap(),
+        Path::new("/run/sigil/volumes/app/app")
+    );
 
     // Audit: one accepted attempt with the claims, no secrets.
     let audit = cas.attest_audit();
@@ -369,7 +395,9 @@ fn hardware_only_session_refuses_simulation() {
     let (out, _) = img.run(&[]);
     assert_refused(&out, "does not set attestation mode simulation");
     let audit = cas.attest_audit();
-    assert!(audit[0].details["reasons"].to_string().contains("simulation"));
+    assert!(audit[0].details["reasons"]
+        .to_string()
+        .contains("simulation"));
 }
 
 #[test]
@@ -434,7 +462,12 @@ fn evidence_replayed_on_another_connection_is_refused() {
     assert_ne!(a.report_data().unwrap(), b.report_data().unwrap());
     match b.attest(&cid, &ev) {
         Err(AttestError::Refused { reasons, .. }) => {
-            assert!(reasons.iter().any(|r| r.contains("report data does not match")), "{reasons:?}")
+            assert!(
+                reasons
+                    .iter()
+                    .any(|r| r.contains("report data does not match")),
+                "{reasons:?}"
+            )
         }
         other => panic!("replay not refused: {other:?}"),
     }
@@ -456,6 +489,9 @@ fn evidence_replayed_on_another_connection_is_refused() {
     assert_eq!(got.measurement, hex_of(&m));
     assert!(got.service.environment["API_KEY"].len() == 24);
     let audit = cas.attest_audit();
-    let results: Vec<&str> = audit.iter().map(|e| e.details["result"].as_str().unwrap()).collect();
+    let results: Vec<&str> = audit
+        .iter()
+        .map(|e| e.details["result"].as_str().unwrap())
+        .collect();
     assert_eq!(results, ["refused", "accepted", "accepted"]);
 }
