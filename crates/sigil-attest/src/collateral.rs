@@ -199,13 +199,16 @@ impl CollateralSource for StaticCollateral {
     }
 }
 
+/// Collateral sets of a directory by (TEE, FMSPC).
+type DirIndex = HashMap<(TeeKind, [u8; 6]), Vec<Arc<Collateral>>>;
+
 /// A directory of collateral JSON files for air-gapped sites: every
 /// `*.json` file is read and indexed by the TEE and FMSPC of its TCB info.
 /// The directory is rescanned when a request finds nothing valid, so an
 /// operator can drop in fresh files without a restart.
 pub struct DirCollateral {
     dir: PathBuf,
-    index: Mutex<HashMap<(TeeKind, [u8; 6]), Vec<Arc<Collateral>>>>,
+    index: Mutex<DirIndex>,
 }
 
 /// Most files read from a collateral directory.
@@ -331,8 +334,11 @@ impl Collateral {
 pub struct PccsCollateral {
     base: String,
     cache_dir: Option<PathBuf>,
-    memory: Mutex<HashMap<(TeeKind, [u8; 6], PckCa), Arc<Collateral>>>,
+    memory: Mutex<HashMap<PccsKey, Arc<Collateral>>>,
 }
+
+/// (TEE, FMSPC, PCK CA): what one collateral set is for.
+type PccsKey = (TeeKind, [u8; 6], PckCa);
 
 /// Which Intel CA issued a PCK certificate.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -523,7 +529,7 @@ impl PccsCollateral {
         }
     }
 
-    fn remember(&self, key: (TeeKind, [u8; 6], PckCa), c: Arc<Collateral>) {
+    fn remember(&self, key: PccsKey, c: Arc<Collateral>) {
         if let Ok(mut m) = self.memory.lock() {
             m.insert(key, c);
         }

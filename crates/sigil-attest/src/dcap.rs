@@ -117,7 +117,7 @@ pub struct DcapVerifier {
     source: Arc<dyn CollateralSource>,
     collateral: Mutex<HashMap<[u8; 32], Arc<VerifiedCollateral>>>,
     parsed_pck: Mutex<HashMap<[u8; 32], Arc<ParsedPck>>>,
-    verified_pck: Mutex<HashMap<([u8; 32], [u8; 32]), ()>>,
+    verified_pck: Mutex<std::collections::HashSet<([u8; 32], [u8; 32])>>,
     stats: Mutex<CacheStats>,
 }
 
@@ -250,7 +250,7 @@ impl DcapVerifier {
             source,
             collateral: Mutex::new(HashMap::new()),
             parsed_pck: Mutex::new(HashMap::new()),
-            verified_pck: Mutex::new(HashMap::new()),
+            verified_pck: Mutex::new(std::collections::HashSet::new()),
             stats: Mutex::new(CacheStats::default()),
         }
     }
@@ -549,7 +549,7 @@ impl DcapVerifier {
         let known = self
             .verified_pck
             .lock()
-            .map(|m| m.contains_key(&key))
+            .map(|m| m.contains(&key))
             .unwrap_or(false);
         if known {
             check_dates(&pck.dated, now)?;
@@ -568,7 +568,7 @@ impl DcapVerifier {
                 if m.len() >= MAX_CACHE {
                     m.clear();
                 }
-                m.insert(key, ());
+                m.insert(key);
             }
         }
 

@@ -463,7 +463,13 @@ mod tests {
             ..Rule::default()
         };
         let p = SecurityPolicy::default();
-        let d = decide(&sgx_claims(), &[wrong.clone()], &p, &[4; 64], "s");
+        let d = decide(
+            &sgx_claims(),
+            std::slice::from_ref(&wrong),
+            &p,
+            &[4; 64],
+            "s",
+        );
         assert!(matches!(d.reasons()[..], [Reason::NoRuleMatched(_)]));
         assert!(d.to_string().contains("MRSIGNER is 0202"), "{d}");
         let d = decide(&sgx_claims(), &[wrong, rule()], &p, &[4; 64], "s");
@@ -584,7 +590,7 @@ mod tests {
         };
         let mut p = SecurityPolicy::default();
         assert_eq!(
-            decide(&c, &[r.clone()], &p, &[4; 64], "s").reasons(),
+            decide(&c, std::slice::from_ref(&r), &p, &[4; 64], "s").reasons(),
             vec![&Reason::SimulationNotAllowed]
         );
         p.allow_simulation = true;
