@@ -92,10 +92,9 @@ fn dispatch(
             tracing::info!(session = %r.name, client = %caller, "session updated");
             Ok(http::json(StatusCode::OK, &r))
         }
-        (&Method::GET, "/v1/sessions") => Ok(http::json(
-            StatusCode::OK,
-            &state.list_sessions(&caller)?,
-        )),
+        (&Method::GET, "/v1/sessions") => {
+            Ok(http::json(StatusCode::OK, &state.list_sessions(&caller)?))
+        }
         (&Method::GET, "/v1/audit") => {
             let from = query_u64(query, "from", 0)?;
             let limit = query_u64(query, "limit", crate::state::MAX_AUDIT_PAGE)?;

@@ -4,11 +4,14 @@ use std::collections::BTreeMap;
 use std::fmt::Write;
 use std::sync::Mutex;
 
+/// A counter's name and its labels.
+type CounterKey = (String, Vec<(String, String)>);
+
 /// A set of labelled counters. Names must be Prometheus metric names;
 /// label values are escaped.
 #[derive(Debug, Default)]
 pub struct Metrics {
-    counters: Mutex<BTreeMap<(String, Vec<(String, String)>), u64>>,
+    counters: Mutex<BTreeMap<CounterKey, u64>>,
     help: Mutex<BTreeMap<String, String>>,
 }
 

@@ -38,7 +38,8 @@ impl RateLimiter {
             });
         }
         let (tokens, last) = b.entry(ip).or_insert((self.burst, now));
-        let refilled = (*tokens + now.saturating_duration_since(*last).as_secs_f64() * self.rate_per_sec)
+        let refilled = (*tokens
+            + now.saturating_duration_since(*last).as_secs_f64() * self.rate_per_sec)
             .min(self.burst);
         *last = now;
         if refilled >= 1.0 {

@@ -258,7 +258,10 @@ mod tests {
         let k = MasterKey::from_bytes(&[1; 32]);
         let blob = k.seal(&[b"secret", b"s1", b"db"], b"hunter2").unwrap();
         assert!(!blob.windows(7).any(|w| w == b"hunter2"));
-        assert_eq!(&*k.open(&[b"secret", b"s1", b"db"], &blob).unwrap(), b"hunter2");
+        assert_eq!(
+            &*k.open(&[b"secret", b"s1", b"db"], &blob).unwrap(),
+            b"hunter2"
+        );
         // Moved to another secret or session: refused.
         assert!(k.open(&[b"secret", b"s1", b"db2"], &blob).is_err());
         assert!(k.open(&[b"secret", b"s2", b"db"], &blob).is_err());
@@ -295,7 +298,10 @@ mod tests {
         let src = MasterKeySource::File(p.clone());
         assert!(MasterKey::load(&src, false).is_err());
         let k1 = MasterKey::load(&src, true).unwrap();
-        assert_eq!(fs::metadata(&p).unwrap().permissions().mode() & 0o777, 0o600);
+        assert_eq!(
+            fs::metadata(&p).unwrap().permissions().mode() & 0o777,
+            0o600
+        );
         let k2 = MasterKey::load(&src, false).unwrap();
         let blob = k1.seal(&[b"x"], b"v").unwrap();
         assert_eq!(&*k2.open(&[b"x"], &blob).unwrap(), b"v");
@@ -313,6 +319,8 @@ mod tests {
         let src = MasterKeySource::Hex(Zeroizing::new(h.clone()));
         assert!(!format!("{src:?}").contains(&h));
         assert!(MasterKey::load(&src, false).is_ok());
-        assert!(MasterKey::load(&MasterKeySource::Hex(Zeroizing::new("ab".into())), false).is_err());
+        assert!(
+            MasterKey::load(&MasterKeySource::Hex(Zeroizing::new("ab".into())), false).is_err()
+        );
     }
 }

@@ -320,10 +320,19 @@ impl Server {
             .local_addr()
             .map_err(|e| CasError::Config(e.to_string()))?;
         let metrics = Metrics::default();
-        metrics.describe("sigil_cas_http_requests_total", "HTTP requests by route and status.");
-        metrics.describe("sigil_cas_session_ops_total", "Session operations by result.");
+        metrics.describe(
+            "sigil_cas_http_requests_total",
+            "HTTP requests by route and status.",
+        );
+        metrics.describe(
+            "sigil_cas_session_ops_total",
+            "Session operations by result.",
+        );
         metrics.describe("sigil_cas_connections_total", "Accepted TLS connections.");
-        metrics.describe("sigil_cas_connections_refused_total", "Connections refused (limit, handshake).");
+        metrics.describe(
+            "sigil_cas_connections_refused_total",
+            "Connections refused (limit, handshake).",
+        );
         let state = Arc::new(CasState {
             store: store.clone(),
             key,
@@ -372,7 +381,9 @@ impl Server {
                     tasks.push(tokio::spawn(admin_loop(l, store, stop_rx)));
                     admin_path = Some(p);
                 }
-                Err(e) => tracing::warn!(error = %e, "admin socket unavailable; backups need the CAS stopped"),
+                Err(e) => {
+                    tracing::warn!(error = %e, "admin socket unavailable; backups need the CAS stopped")
+                }
             }
         }
         tracing::info!(%addr, %fingerprint, "CAS listening");
@@ -444,11 +455,17 @@ async fn serve_connection(
         Ok(Ok(t)) => t,
         Ok(Err(e)) => {
             tracing::debug!(%peer, error = %e, "TLS handshake failed");
-            state.metrics.inc("sigil_cas_connections_refused_total", &[("reason", "handshake")]);
+            state.metrics.inc(
+                "sigil_cas_connections_refused_total",
+                &[("reason", "handshake")],
+            );
             return;
         }
         Err(_) => {
-            state.metrics.inc("sigil_cas_connections_refused_total", &[("reason", "handshake_timeout")]);
+            state.metrics.inc(
+                "sigil_cas_connections_refused_total",
+                &[("reason", "handshake_timeout")],
+            );
             return;
         }
     };
@@ -545,7 +562,9 @@ async fn route_inner(
     let body: Bytes = match collected {
         Err(_) => return http::error(StatusCode::REQUEST_TIMEOUT, "request body timed out"),
         Ok(Err(e)) => {
-            if e.downcast_ref::<http_body_util::LengthLimitError>().is_some() {
+            if e.downcast_ref::<http_body_util::LengthLimitError>()
+                .is_some()
+            {
                 return http::error(
                     StatusCode::PAYLOAD_TOO_LARGE,
                     format!("request body exceeds {} bytes", limits.max_body_bytes),
@@ -652,6 +671,8 @@ async fn admin_request(line: &str, store: Arc<RedbStore>) -> serde_json::Value {
                 Err(e) => serde_json::json!({"ok": false, "error": e.to_string()}),
             }
         }
-        _ => serde_json::json!({"ok": false, "error": "unknown op; expected {\"op\":\"backup\",\"out\":PATH}"}),
+        _ => {
+            serde_json::json!({"ok": false, "error": "unknown op; expected {\"op\":\"backup\",\"out\":PATH}"})
+        }
     }
 }

@@ -22,8 +22,7 @@ use crate::ratelimit::RateLimiter;
 use crate::seal::MasterKey;
 use crate::secrets::{self, Material};
 use crate::store::{
-    AuditDraft, AuditReport, Change, CommitError, Expect, SessionRecord, SessionStore,
-    StoredPolicy,
+    AuditDraft, AuditReport, Change, CommitError, Expect, SessionRecord, SessionStore, StoredPolicy,
 };
 use crate::CasError;
 
@@ -217,11 +216,9 @@ impl CasState {
                 imp.session
             )));
         };
-        let exported = exporter.secret(&imp.secret).is_some_and(|s| {
-            s.export
-                .iter()
-                .any(|e| e.session == session.name.as_str())
-        });
+        let exported = exporter
+            .secret(&imp.secret)
+            .is_some_and(|s| s.export.iter().any(|e| e.session == session.name.as_str()));
         if !exported {
             return Err(CasError::Forbidden(format!(
                 "session `{}` does not export secret `{}` to `{}`",
@@ -277,7 +274,9 @@ impl CasState {
     ) -> Result<SessionRecord, CasError> {
         use base64::Engine;
         let name = s.name.as_str();
-        let sealed = self.key.seal(&[b"session", name.as_bytes()], yaml.as_bytes())?;
+        let sealed = self
+            .key
+            .seal(&[b"session", name.as_bytes()], yaml.as_bytes())?;
         let mut r = SessionRecord {
             name: name.to_string(),
             hash: s.hash().to_string(),
@@ -445,9 +444,7 @@ impl CasState {
                 predecessor: Some(cur.hash),
             }),
             Err(CommitError::Conflict { current }) => Err(CasError::Conflict {
-                message: format!(
-                    "`{name}` was updated concurrently; fetch it again and retry"
-                ),
+                message: format!("`{name}` was updated concurrently; fetch it again and retry"),
                 current,
                 given,
             }),
@@ -656,10 +653,9 @@ impl CasState {
         let mut volumes = Vec::new();
         if let Some(img) = image {
             for f in &img.injection_files {
-                let content = placeholder::substitute_bytes(f.content.as_bytes(), |ph| {
-                    render(ph, true)
-                })
-                .map_err(subst_err)?;
+                let content =
+                    placeholder::substitute_bytes(f.content.as_bytes(), |ph| render(ph, true))
+                        .map_err(subst_err)?;
                 injection_files.push(ResolvedFile {
                     path: f.path.clone(),
                     content,

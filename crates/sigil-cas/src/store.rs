@@ -416,7 +416,9 @@ fn secret_range(session: &str) -> (String, String) {
 
 fn parse_record(name: &str, bytes: &[u8]) -> Result<SessionRecord, CasError> {
     serde_json::from_slice(bytes).map_err(|e| {
-        CasError::Integrity(format!("the stored record of session `{name}` is malformed: {e}"))
+        CasError::Integrity(format!(
+            "the stored record of session `{name}` is malformed: {e}"
+        ))
     })
 }
 

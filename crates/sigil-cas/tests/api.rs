@@ -21,19 +21,30 @@ async fn create_read_update_with_predecessor() {
     let alice = id("alice");
     let c = client(&s, Some(&alice)).await;
     let pol = policy("CREATOR", "CREATOR", "CREATOR");
-    let created = c.create_session(&app_yaml("app", &pol, "info")).await.unwrap();
+    let created = c
+        .create_session(&app_yaml("app", &pol, "info"))
+        .await
+        .unwrap();
     assert_eq!(created.hash.len(), 64);
     let info = c.get_session("app").await.unwrap();
     assert_eq!(info.hash, created.hash);
     assert_eq!(info.creator, alice.fingerprint().to_string());
     // Creating it again: 409.
-    let e = c.create_session(&app_yaml("app", &pol, "info")).await.unwrap_err();
+    let e = c
+        .create_session(&app_yaml("app", &pol, "info"))
+        .await
+        .unwrap_err();
     assert_eq!(api_status(&e), 409);
 
     // Update without predecessor: 409 naming the current hash.
     let v2 = app_yaml("app", &pol, "debug");
     match c.update_session_exact(&v2).await.unwrap_err() {
-        ClientError::Api { status, current, given, .. } => {
+        ClientError::Api {
+            status,
+            current,
+            given,
+            ..
+        } => {
             assert_eq!(status, 409);
             assert_eq!(current.as_deref(), Some(created.hash.as_str()));
             assert_eq!(given, None);
@@ -43,7 +54,12 @@ async fn create_read_update_with_predecessor() {
     // Wrong predecessor: 409 with both hashes.
     let stale = format!("predecessor: {}\n{v2}", "ab".repeat(32));
     match c.update_session_exact(&stale).await.unwrap_err() {
-        ClientError::Api { status, current, given, .. } => {
+        ClientError::Api {
+            status,
+            current,
+            given,
+            ..
+        } => {
             assert_eq!(status, 409);
             assert_eq!(current.as_deref(), Some(created.hash.as_str()));
             assert_eq!(given, Some("ab".repeat(32)));
@@ -56,15 +72,24 @@ async fn create_read_update_with_predecessor() {
     assert_eq!(updated.predecessor.as_deref(), Some(created.hash.as_str()));
     assert_ne!(updated.hash, created.hash);
     // The same document again is now stale.
-    assert_eq!(api_status(&c.update_session_exact(&right).await.unwrap_err()), 409);
+    assert_eq!(
+        api_status(&c.update_session_exact(&right).await.unwrap_err()),
+        409
+    );
     // Filled in by the client.
-    let v3 = c.update_session(&app_yaml("app", &pol, "warn")).await.unwrap();
+    let v3 = c
+        .update_session(&app_yaml("app", &pol, "warn"))
+        .await
+        .unwrap();
     assert_eq!(v3.predecessor.as_deref(), Some(updated.hash.as_str()));
     assert_eq!(c.get_session("app").await.unwrap().hash, v3.hash);
 
     // The audit log recorded all three writes with old and new hashes.
     let log = c.audit().await.unwrap();
-    let writes: Vec<_> = log.iter().filter(|e| e.action.starts_with("session.")).collect();
+    let writes: Vec<_> = log
+        .iter()
+        .filter(|e| e.action.starts_with("session."))
+        .collect();
     assert_eq!(writes.len(), 3);
     assert_eq!(writes[1].old_hash.as_deref(), Some(created.hash.as_str()));
     assert_eq!(writes[1].new_hash.as_deref(), Some(updated.hash.as_str()));
@@ -86,19 +111,39 @@ async fn access_policy_is_enforced() {
     let b = client(&s, Some(&bob)).await;
     let private = simple_yaml("private", &policy("CREATOR", "CREATOR", "NONE"));
     a.create_session(&private).await.unwrap();
-    assert_eq!(api_status(&b.get_session("private").await.unwrap_err()), 403);
+    assert_eq!(
+        api_status(&b.get_session("private").await.unwrap_err()),
+        403
+    );
     let e = b.update_session_exact(&private).await.unwrap_err();
-    assert_eq!(api_status(&e), 403, "403 comes before the predecessor check");
+    assert_eq!(
+        api_status(&e),
+        403,
+        "403 comes before the predecessor check"
+    );
     assert_eq!(api_status(&b.delete("private").await.unwrap_err()), 403);
     // Readable by anyone, updatable by bob by fingerprint.
     let shared = simple_yaml(
         "shared",
-        &policy("ANY", &format!("CREATOR, \"{}\"", bob.fingerprint().to_hex()), "NONE"),
+        &policy(
+            "ANY",
+            &format!("CREATOR, \"{}\"", bob.fingerprint().to_hex()),
+            "NONE",
+        ),
     );
     a.create_session(&shared).await.unwrap();
     b.get_session("shared").await.unwrap();
-    b.update_session(&shared.replace("size: 8", "size: 9")).await.unwrap();
-    let names: Vec<String> = b.list().await.unwrap().sessions.into_iter().map(|s| s.name).collect();
+    b.update_session(&shared.replace("size: 8", "size: 9"))
+        .await
+        .unwrap();
+    let names: Vec<String> = b
+        .list()
+        .await
+        .unwrap()
+        .sessions
+        .into_iter()
+        .map(|s| s.name)
+        .collect();
     assert_eq!(names, vec!["shared".to_string()]);
     // NONE locks everyone out, the creator too.
     let locked = simple_yaml("locked", &policy("NONE", "NONE", "NONE"));
@@ -108,8 +153,14 @@ async fn access_policy_is_enforced() {
     // Without a client certificate: 401 on management, health still works.
     let anon = client(&s, None).await;
     assert_eq!(api_status(&anon.list().await.unwrap_err()), 401);
-    assert_eq!(api_status(&anon.get_session("shared").await.unwrap_err()), 401);
-    assert_eq!(anon.health().await.unwrap().fingerprint, s.fingerprint.to_string());
+    assert_eq!(
+        api_status(&anon.get_session("shared").await.unwrap_err()),
+        401
+    );
+    assert_eq!(
+        anon.health().await.unwrap().fingerprint,
+        s.fingerprint.to_string()
+    );
     s.shutdown().await;
 }
 
@@ -123,17 +174,27 @@ async fn namespaces_need_create_sessions() {
     let c = client(&s, Some(&carol)).await;
     let ns = simple_yaml(
         "ns",
-        &policy("CREATOR", "CREATOR", &format!("CREATOR, \"{}\"", bob.fingerprint().to_hex())),
+        &policy(
+            "CREATOR",
+            "CREATOR",
+            &format!("CREATOR, \"{}\"", bob.fingerprint().to_hex()),
+        ),
     );
     a.create_session(&ns).await.unwrap();
     let child = simple_yaml("ns/child", &policy("CREATOR", "CREATOR", "CREATOR"));
     b.create_session(&child).await.unwrap();
     // Bob is the creator of the child: he reads it, alice does not.
     b.get_session("ns/child").await.unwrap();
-    assert_eq!(api_status(&a.get_session("ns/child").await.unwrap_err()), 403);
+    assert_eq!(
+        api_status(&a.get_session("ns/child").await.unwrap_err()),
+        403
+    );
     // Carol is not in create_sessions.
     let other = simple_yaml("ns/other", &policy("CREATOR", "CREATOR", "CREATOR"));
-    assert_eq!(api_status(&c.create_session(&other).await.unwrap_err()), 403);
+    assert_eq!(
+        api_status(&c.create_session(&other).await.unwrap_err()),
+        403
+    );
     // Nested: bob may create in ns/child (CREATOR of ns/child).
     let grandchild = simple_yaml("ns/child/leaf", &policy("CREATOR", "CREATOR", "CREATOR"));
     b.create_session(&grandchild).await.unwrap();
@@ -141,7 +202,10 @@ async fn namespaces_need_create_sessions() {
     let orphan = simple_yaml("nowhere/x", &policy("CREATOR", "CREATOR", "CREATOR"));
     let e = a.create_session(&orphan).await.unwrap_err();
     assert_eq!(api_status(&e), 404);
-    assert!(e.to_string().contains("create session `nowhere` first"), "{e}");
+    assert!(
+        e.to_string().contains("create session `nowhere` first"),
+        "{e}"
+    );
     // A namespace with sessions in it cannot be deleted.
     assert_eq!(api_status(&a.delete("ns").await.unwrap_err()), 409);
     s.shutdown().await;
@@ -154,7 +218,9 @@ async fn secrets_are_stable_never_returned_and_sealed_at_rest() {
     let alice = id("alice");
     let a = client(&s, Some(&alice)).await;
     let pol = policy("CREATOR", "CREATOR", "CREATOR");
-    a.create_session(&app_yaml("app", &pol, "info")).await.unwrap();
+    a.create_session(&app_yaml("app", &pol, "info"))
+        .await
+        .unwrap();
     let r1 = s.state.resolve_service("app", "app").unwrap();
     let pw = r1.environment["PASSWORD"].clone();
     assert_eq!(pw.len(), 24);
@@ -174,10 +240,15 @@ async fn secrets_are_stable_never_returned_and_sealed_at_rest() {
     assert!(String::from_utf8_lossy(&tls_key).contains("BEGIN PRIVATE KEY"));
     assert!(String::from_utf8_lossy(&files["/etc/app/ed.key"]).contains("BEGIN PRIVATE KEY"));
     assert_eq!(r1.volumes[0].path, "/data");
-    assert_eq!(r1.volumes[0].key.as_deref(), Some("c0ffee00".repeat(8).as_str()));
+    assert_eq!(
+        r1.volumes[0].key.as_deref(),
+        Some("c0ffee00".repeat(8).as_str())
+    );
 
     // Update something unrelated: secrets kept, x509 reissued with its key.
-    a.update_session(&app_yaml("app", &pol, "debug")).await.unwrap();
+    a.update_session(&app_yaml("app", &pol, "debug"))
+        .await
+        .unwrap();
     let r2 = s.state.resolve_service("app", "app").unwrap();
     assert_eq!(r2.environment["LOG_LEVEL"], "debug");
     assert_eq!(r2.environment["PASSWORD"], pw);
@@ -188,7 +259,10 @@ async fn secrets_are_stable_never_returned_and_sealed_at_rest() {
         .map(|f| (f.path.clone(), f.content.clone()))
         .collect();
     assert_eq!(f2["/etc/app/tls.key"], tls_key, "x509 key kept");
-    assert_ne!(f2["/etc/app/tls.crt"], files["/etc/app/tls.crt"], "x509 reissued");
+    assert_ne!(
+        f2["/etc/app/tls.crt"], files["/etc/app/tls.crt"],
+        "x509 reissued"
+    );
     assert_eq!(f2["/etc/app/ed.key"], files["/etc/app/ed.key"]);
 
     // A changed kind is a new secret.
@@ -200,7 +274,11 @@ async fn secrets_are_stable_never_returned_and_sealed_at_rest() {
 
     // Never returned by the API.
     let info = a.get_session("app").await.unwrap();
-    assert!(!info.yaml.contains("explicit-greeting-value"), "{}", info.yaml);
+    assert!(
+        !info.yaml.contains("explicit-greeting-value"),
+        "{}",
+        info.yaml
+    );
     let list = a.list().await.unwrap();
     let audit = a.audit().await.unwrap();
     let all = format!("{info:?}{list:?}{audit:?}");
@@ -211,7 +289,11 @@ async fn secrets_are_stable_never_returned_and_sealed_at_rest() {
     let pw3 = r3.environment["PASSWORD"].clone();
     s.shutdown().await;
     let raw = std::fs::read(d.path().join("store.redb")).unwrap();
-    for needle in [pw3.as_bytes(), b"explicit-greeting-value".as_slice(), token_hex.as_bytes()] {
+    for needle in [
+        pw3.as_bytes(),
+        b"explicit-greeting-value".as_slice(),
+        token_hex.as_bytes(),
+    ] {
         assert!(!raw.windows(needle.len()).any(|w| w == needle));
     }
     let token = hex::decode(&token_hex).unwrap();
@@ -228,9 +310,11 @@ async fn imports_need_an_export_and_rsa_is_refused() {
         "name: platform\nsecrets:\n  - name: kafka\n    kind: ascii\n    size: 20\n    export: [consumer]\n  - name: ca\n    kind: x509-ca\n    export: [consumer]\naccess_policy:\n{pol}\n"
     );
     a.create_session(&platform).await.unwrap();
-    let consumer = |name: &str| format!(
+    let consumer = |name: &str| {
+        format!(
         "name: {name}\nservices:\n  - name: svc\n    command: [run, \"$$SIGIL::k$$\"]\nsecrets:\n  - name: k\n    import: {{session: platform, secret: kafka}}\n  - name: pca\n    import: {{session: platform, secret: ca}}\n  - name: leaf\n    kind: x509\n    issuer: pca\n    common_name: c\naccess_policy:\n{pol}\n"
-    );
+    )
+    };
     a.create_session(&consumer("consumer")).await.unwrap();
     let r = s.state.resolve_service("consumer", "svc").unwrap();
     assert_eq!(r.command[1].len(), 20);
@@ -258,41 +342,80 @@ async fn hostile_requests_get_clear_errors() {
     let e = a.create_session("name: [unclosed").await.unwrap_err();
     assert_eq!(api_status(&e), 400);
     assert!(e.to_string().contains("invalid session"), "{e}");
-    let e = a.create_session("name: x\nunknown_key: 1\n").await.unwrap_err();
+    let e = a
+        .create_session("name: x\nunknown_key: 1\n")
+        .await
+        .unwrap_err();
     assert_eq!(api_status(&e), 400);
     assert!(e.to_string().contains("unknown_key"), "{e}");
     let r = a
-        .request(Method::POST, "/v1/sessions", None, vec![0xff, 0xfe, 0x00].into())
+        .request(
+            Method::POST,
+            "/v1/sessions",
+            None,
+            vec![0xff, 0xfe, 0x00].into(),
+        )
         .await
         .unwrap();
     assert_eq!(r.status, StatusCode::BAD_REQUEST);
     let r = a
-        .request(Method::POST, "/v1/sessions", None, vec![b'a'; 100 * 1024].into())
+        .request(
+            Method::POST,
+            "/v1/sessions",
+            None,
+            vec![b'a'; 100 * 1024].into(),
+        )
         .await;
     // The server answers 413 (or closes once it has refused the body).
     if let Ok(r) = r {
         assert_eq!(r.status, StatusCode::PAYLOAD_TOO_LARGE);
     }
     let a = client(&s, Some(&id("alice"))).await;
-    let r = a.request(Method::GET, "/nope", None, Default::default()).await.unwrap();
+    let r = a
+        .request(Method::GET, "/nope", None, Default::default())
+        .await
+        .unwrap();
     assert_eq!(r.status, StatusCode::NOT_FOUND);
-    let r = a.request(Method::GET, "/v1/audit?from=x", None, Default::default()).await.unwrap();
+    let r = a
+        .request(Method::GET, "/v1/audit?from=x", None, Default::default())
+        .await
+        .unwrap();
     assert_eq!(r.status, StatusCode::BAD_REQUEST);
-    let r = a.request(Method::PATCH, "/v1/sessions/x", None, Default::default()).await.unwrap();
+    let r = a
+        .request(Method::PATCH, "/v1/sessions/x", None, Default::default())
+        .await
+        .unwrap();
     assert_eq!(r.status, StatusCode::BAD_REQUEST);
     // Attest: 501 for now, rate-limited per address.
     let mut statuses = vec![];
     for _ in 0..4 {
-        statuses.push(a.request(Method::POST, "/v1/attest", None, "{}".into()).await.unwrap().status);
+        statuses.push(
+            a.request(Method::POST, "/v1/attest", None, "{}".into())
+                .await
+                .unwrap()
+                .status,
+        );
     }
-    assert_eq!(&statuses[2..], &[StatusCode::TOO_MANY_REQUESTS; 2], "{statuses:?}");
-    assert!(statuses[..2].iter().all(|s| *s != StatusCode::TOO_MANY_REQUESTS));
+    assert_eq!(
+        &statuses[2..],
+        &[StatusCode::TOO_MANY_REQUESTS; 2],
+        "{statuses:?}"
+    );
+    assert!(statuses[..2]
+        .iter()
+        .all(|s| *s != StatusCode::TOO_MANY_REQUESTS));
     // Nothing was stored by any of that.
     assert!(a.list().await.unwrap().sessions.is_empty());
     // Metrics count it all.
-    let m = a.request(Method::GET, "/metrics", None, Default::default()).await.unwrap();
+    let m = a
+        .request(Method::GET, "/metrics", None, Default::default())
+        .await
+        .unwrap();
     let text = String::from_utf8(m.body.to_vec()).unwrap();
-    assert!(text.contains("sigil_cas_http_requests_total{route=\"attest\",status=\"429\"} 2"), "{text}");
+    assert!(
+        text.contains("sigil_cas_http_requests_total{route=\"attest\",status=\"429\"} 2"),
+        "{text}"
+    );
     assert!(text.contains("# TYPE sigil_cas_audit_entries gauge"));
     s.shutdown().await;
 }
@@ -320,9 +443,19 @@ async fn concurrent_updates_one_wins() {
     let a1 = client(&s, Some(&alice)).await;
     let a2 = client(&s, Some(&alice)).await;
     let pol = policy("CREATOR", "CREATOR", "CREATOR");
-    let h = a1.create_session(&simple_yaml("race", &pol)).await.unwrap().hash;
-    let v1 = format!("predecessor: {h}\n{}", simple_yaml("race", &pol).replace("size: 8", "size: 9"));
-    let v2 = format!("predecessor: {h}\n{}", simple_yaml("race", &pol).replace("size: 8", "size: 10"));
+    let h = a1
+        .create_session(&simple_yaml("race", &pol))
+        .await
+        .unwrap()
+        .hash;
+    let v1 = format!(
+        "predecessor: {h}\n{}",
+        simple_yaml("race", &pol).replace("size: 8", "size: 9")
+    );
+    let v2 = format!(
+        "predecessor: {h}\n{}",
+        simple_yaml("race", &pol).replace("size: 8", "size: 10")
+    );
     let (r1, r2) = tokio::join!(a1.update_session_exact(&v1), a2.update_session_exact(&v2));
     assert!(r1.is_ok() != r2.is_ok(), "exactly one wins: {r1:?} {r2:?}");
     let winner = r1.or(r2).unwrap().hash;

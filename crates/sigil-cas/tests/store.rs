@@ -35,7 +35,8 @@ fn entry(tx: &redb::WriteTransaction, i: u64) -> sigil_client::AuditEntry {
 
 fn put(tx: &redb::WriteTransaction, e: &sigil_client::AuditEntry) {
     let mut t = tx.open_table(AUDIT).unwrap();
-    t.insert(e.index, serde_json::to_vec(e).unwrap().as_slice()).unwrap();
+    t.insert(e.index, serde_json::to_vec(e).unwrap().as_slice())
+        .unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -48,9 +49,14 @@ async fn edited_entry_is_detected_and_cas_refuses_to_start() {
         e.actor = "sha256:someone-else".into();
         put(tx, &e);
     });
-    let err = sigil_cas::verify_data_dir(d.path(), None).unwrap_err().to_string();
+    let err = sigil_cas::verify_data_dir(d.path(), None)
+        .unwrap_err()
+        .to_string();
     assert!(err.contains("entry 2"), "{err}");
-    let err = sigil_cas::Server::start(config(d.path())).await.unwrap_err().to_string();
+    let err = sigil_cas::Server::start(config(d.path()))
+        .await
+        .unwrap_err()
+        .to_string();
     assert!(err.contains("tampered"), "{err}");
 }
 
@@ -61,7 +67,9 @@ async fn removed_entry_is_detected() {
     edit(d.path(), |tx| {
         tx.open_table(AUDIT).unwrap().remove(1u64).unwrap();
     });
-    let err = sigil_cas::verify_data_dir(d.path(), None).unwrap_err().to_string();
+    let err = sigil_cas::verify_data_dir(d.path(), None)
+        .unwrap_err()
+        .to_string();
     assert!(err.contains("entry 1"), "{err}");
 }
 
@@ -85,7 +93,9 @@ async fn consistently_rewritten_or_truncated_log_fails_the_head_mac() {
             put(tx, &e);
         }
     });
-    let err = sigil_cas::verify_data_dir(d.path(), Some(&key())).unwrap_err().to_string();
+    let err = sigil_cas::verify_data_dir(d.path(), Some(&key()))
+        .unwrap_err()
+        .to_string();
     assert!(err.contains("head"), "{err}");
 
     // Truncation of the last entry is caught too.
@@ -110,7 +120,8 @@ async fn edited_session_record_is_refused() {
         let mut rec: serde_json::Value =
             serde_json::from_slice(t.get("one").unwrap().unwrap().value()).unwrap();
         rec["policy"]["read"] = serde_json::json!(["ANY"]);
-        t.insert("one", serde_json::to_vec(&rec).unwrap().as_slice()).unwrap();
+        t.insert("one", serde_json::to_vec(&rec).unwrap().as_slice())
+            .unwrap();
     });
     let s = start(d.path()).await;
     let m = client(&s, Some(&mallory)).await;
@@ -123,7 +134,11 @@ async fn edited_session_record_is_refused() {
 async fn backup_while_running_and_restore() {
     let d = tempfile::tempdir().unwrap();
     let s = populated(d.path()).await;
-    let before = s.state.resolve_service("one", "nope").unwrap_err().to_string();
+    let before = s
+        .state
+        .resolve_service("one", "nope")
+        .unwrap_err()
+        .to_string();
     assert!(before.contains("no service"));
     let secret_before = s.state.materials("one").unwrap()["s"].value.clone();
     let out = d.path().join("backup.redb");
@@ -140,18 +155,26 @@ async fn backup_while_running_and_restore() {
     let r = tempfile::tempdir().unwrap();
     let target = r.path().join("cas");
     let wrong = sigil_cas::MasterKeySource::Hex(zeroize::Zeroizing::new("22".repeat(32)));
-    let e = sigil_cas::restore(&out, &target, Some(&wrong)).unwrap_err().to_string();
+    let e = sigil_cas::restore(&out, &target, Some(&wrong))
+        .unwrap_err()
+        .to_string();
     assert!(e.contains("master key"), "{e}");
     assert!(!target.join("store.redb").exists());
     // The right key: same identity, same sessions, same secrets.
     let rep = sigil_cas::restore(&out, &target, Some(&key())).unwrap();
     assert_eq!(rep.entries, stats.audit_entries);
-    assert!(sigil_cas::restore(&out, &target, Some(&key())).is_err(), "no overwrite");
+    assert!(
+        sigil_cas::restore(&out, &target, Some(&key())).is_err(),
+        "no overwrite"
+    );
     let s2 = start(&target).await;
     assert_eq!(s2.fingerprint, fp);
     assert_eq!(s2.state.materials("one").unwrap()["s"].value, secret_before);
     let a = client(&s2, Some(&id("x"))).await;
-    assert!(a.list().await.unwrap().sessions.is_empty(), "policies still apply");
+    assert!(
+        a.list().await.unwrap().sessions.is_empty(),
+        "policies still apply"
+    );
     s2.shutdown().await;
 }
 

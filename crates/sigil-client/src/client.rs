@@ -38,7 +38,9 @@ pub struct CasClient {
 
 impl std::fmt::Debug for CasClient {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("CasClient").field("addr", &self.addr).finish()
+        f.debug_struct("CasClient")
+            .field("addr", &self.addr)
+            .finish()
     }
 }
 

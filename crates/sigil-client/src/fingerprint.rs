@@ -19,7 +19,9 @@ impl Fingerprint {
     pub fn of_cert_der(der: &[u8]) -> Result<Fingerprint, ClientError> {
         let (_, cert) = x509_parser::parse_x509_certificate(der)
             .map_err(|e| ClientError::Certificate(format!("cannot parse certificate: {e}")))?;
-        Ok(Fingerprint::of_spki_der(cert.tbs_certificate.subject_pki.raw))
+        Ok(Fingerprint::of_spki_der(
+            cert.tbs_certificate.subject_pki.raw,
+        ))
     }
 
     /// Fingerprint of a DER `SubjectPublicKeyInfo`.
@@ -69,9 +71,8 @@ impl FromStr for Fingerprint {
             )));
         }
         let mut out = [0u8; 32];
-        hex::decode_to_slice(h, &mut out).map_err(|e| {
-            ClientError::BadFingerprint(format!("not hexadecimal: {e}"))
-        })?;
+        hex::decode_to_slice(h, &mut out)
+            .map_err(|e| ClientError::BadFingerprint(format!("not hexadecimal: {e}")))?;
         Ok(Fingerprint(out))
     }
 }

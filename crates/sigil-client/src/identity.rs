@@ -90,7 +90,11 @@ impl Identity {
         };
         let cert = match rustls_pemfile::certs(&mut cert_pem.as_bytes()).next() {
             Some(Ok(c)) => c.to_vec(),
-            Some(Err(e)) => return Err(ClientError::Certificate(format!("bad certificate PEM: {e}"))),
+            Some(Err(e)) => {
+                return Err(ClientError::Certificate(format!(
+                    "bad certificate PEM: {e}"
+                )))
+            }
             None => return Err(ClientError::Certificate("no certificate in PEM".into())),
         };
         Identity::from_der(key, cert)
@@ -207,7 +211,10 @@ mod tests {
         let again = Identity::load(dir.path()).unwrap();
         assert_eq!(again.fingerprint(), id.fingerprint());
         use std::os::unix::fs::PermissionsExt;
-        let mode = fs::metadata(dir.path().join(KEY_FILE)).unwrap().permissions().mode();
+        let mode = fs::metadata(dir.path().join(KEY_FILE))
+            .unwrap()
+            .permissions()
+            .mode();
         assert_eq!(mode & 0o777, 0o600);
         // No overwrite of an existing key.
         assert!(id.save(dir.path()).is_err());

@@ -123,11 +123,11 @@ impl fmt::Debug for ResolvedService {
             .field("session", &self.session)
             .field("session_hash", &self.session_hash)
             .field("service", &self.service)
-            .field("command", &format_args!("<{} args redacted>", self.command.len()))
             .field(
-                "environment",
-                &self.environment.keys().collect::<Vec<_>>(),
+                "command",
+                &format_args!("<{} args redacted>", self.command.len()),
             )
+            .field("environment", &self.environment.keys().collect::<Vec<_>>())
             .field("pwd", &self.pwd)
             .field("injection_files", &self.injection_files)
             .field("volumes", &self.volumes)
@@ -160,7 +160,10 @@ impl fmt::Debug for ResolvedFile {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("ResolvedFile")
             .field("path", &self.path)
-            .field("content", &format_args!("<{} bytes redacted>", self.content.len()))
+            .field(
+                "content",
+                &format_args!("<{} bytes redacted>", self.content.len()),
+            )
             .field("mode", &format_args!("{:o}", self.mode))
             .finish()
     }

@@ -24,7 +24,10 @@ fn session_lifecycle_through_the_cli() {
     // Without trust: a one-line error saying what to do.
     let e = fails(&sigil(&cfg, &["session", "list"]));
     assert!(e.contains("sigil cas trust"), "{e}");
-    ok(&sigil(&cfg, &["cas", "trust", &cas.addr, "--fingerprint", &cas.fingerprint]));
+    ok(&sigil(
+        &cfg,
+        &["cas", "trust", &cas.addr, "--fingerprint", &cas.fingerprint],
+    ));
 
     // Local check and hash.
     let file = d.path().join("app.yaml");
@@ -33,7 +36,11 @@ fn session_lifecycle_through_the_cli() {
     assert!(ok(&sigil(&cfg, &["session", "check", f])).starts_with("ok app "));
     let local_hash = ok(&sigil(&cfg, &["session", "hash", f])).trim().to_string();
     let bad = d.path().join("bad.yaml");
-    std::fs::write(&bad, "name: x\nsecrets:\n  - name: k\n    kind: private-key\n    algorithm: rsa-2048\n").unwrap();
+    std::fs::write(
+        &bad,
+        "name: x\nsecrets:\n  - name: k\n    kind: private-key\n    algorithm: rsa-2048\n",
+    )
+    .unwrap();
     let e = fails(&sigil(&cfg, &["session", "check", bad.to_str().unwrap()]));
     assert!(e.contains("cannot be generated"), "{e}");
 
@@ -52,11 +59,17 @@ fn session_lifecycle_through_the_cli() {
     // A stale predecessor written by hand: refused with both hashes, one line.
     std::fs::write(
         &file,
-        format!("predecessor: {local_hash}\n{}", session_yaml("app", 24, CREATOR_ONLY)),
+        format!(
+            "predecessor: {local_hash}\n{}",
+            session_yaml("app", 24, CREATOR_ONLY)
+        ),
     )
     .unwrap();
     let e = fails(&sigil(&cfg, &["session", "update", f]));
-    assert!(e.contains("409") && e.contains(&h2) && e.contains(&local_hash), "{e}");
+    assert!(
+        e.contains("409") && e.contains(&h2) && e.contains(&local_hash),
+        "{e}"
+    );
     assert_eq!(e.trim().lines().count(), 1, "{e}");
 
     // Show and list.
@@ -69,16 +82,44 @@ fn session_lifecycle_through_the_cli() {
 
     // Another identity is refused (403).
     let other = d.path().join("other-id");
-    ok(&sigil(&cfg, &["identity", "create", "--dir", other.to_str().unwrap()]));
-    let e = fails(&sigil(&cfg, &["session", "show", "app", "--identity", other.to_str().unwrap()]));
+    ok(&sigil(
+        &cfg,
+        &["identity", "create", "--dir", other.to_str().unwrap()],
+    ));
+    let e = fails(&sigil(
+        &cfg,
+        &[
+            "session",
+            "show",
+            "app",
+            "--identity",
+            other.to_str().unwrap(),
+        ],
+    ));
     assert!(e.contains("403"), "{e}");
     std::fs::write(&file, session_yaml("app", 28, CREATOR_ONLY)).unwrap();
-    let e = fails(&sigil(&cfg, &["session", "update", f, "--identity", other.to_str().unwrap()]));
+    let e = fails(&sigil(
+        &cfg,
+        &[
+            "session",
+            "update",
+            f,
+            "--identity",
+            other.to_str().unwrap(),
+        ],
+    ));
     assert!(e.contains("403"), "{e}");
     // A wrong pin is refused.
     let e = fails(&sigil(
         &cfg,
-        &["session", "list", "--cas", &cas.addr, "--cas-fingerprint", &"ab".repeat(32)],
+        &[
+            "session",
+            "list",
+            "--cas",
+            &cas.addr,
+            "--cas-fingerprint",
+            &"ab".repeat(32),
+        ],
     ));
     assert!(e.contains("fingerprint"), "{e}");
 
@@ -86,7 +127,12 @@ fn session_lifecycle_through_the_cli() {
     let shown = ok(&sigil(&cfg, &["audit", "show", "--json"]));
     let actions: Vec<String> = shown
         .lines()
-        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()["action"].as_str().unwrap().to_string())
+        .map(|l| {
+            serde_json::from_str::<serde_json::Value>(l).unwrap()["action"]
+                .as_str()
+                .unwrap()
+                .to_string()
+        })
         .collect();
     assert_eq!(actions, ["cas.start", "session.create", "session.update"]);
     let v = ok(&sigil(&cfg, &["audit", "verify"]));
@@ -97,7 +143,17 @@ fn session_lifecycle_through_the_cli() {
 
     // Backup while running, then offline verification and tamper detection.
     let backup = d.path().join("backup.redb");
-    ok(&sigil(&cfg, &["cas", "backup", "--data-dir", data.to_str().unwrap(), "--out", backup.to_str().unwrap()]));
+    ok(&sigil(
+        &cfg,
+        &[
+            "cas",
+            "backup",
+            "--data-dir",
+            data.to_str().unwrap(),
+            "--out",
+            backup.to_str().unwrap(),
+        ],
+    ));
     cas.stop();
     let mut off = std::process::Command::new(env!("CARGO_BIN_EXE_sigil"));
     off.args(["audit", "verify", "--data-dir", data.to_str().unwrap()])
@@ -117,19 +173,30 @@ fn session_lifecycle_through_the_cli() {
             let mut e: serde_json::Value =
                 serde_json::from_slice(t.get(1u64).unwrap().unwrap().value()).unwrap();
             e["actor"] = serde_json::json!("sha256:innocent");
-            t.insert(1u64, serde_json::to_vec(&e).unwrap().as_slice()).unwrap();
+            t.insert(1u64, serde_json::to_vec(&e).unwrap().as_slice())
+                .unwrap();
         }
         tx.commit().unwrap();
     }
-    let o = sigil(&cfg, &["audit", "verify", "--data-dir", data.to_str().unwrap()]);
+    let o = sigil(
+        &cfg,
+        &["audit", "verify", "--data-dir", data.to_str().unwrap()],
+    );
     let e = fails(&o);
     assert!(e.contains("NOT intact") && e.contains("entry 1"), "{e}");
 
     // The backup restores into a new data dir and serves again.
     let restored = d.path().join("restored");
     let mut r = std::process::Command::new(env!("CARGO_BIN_EXE_sigil"));
-    r.args(["cas", "restore", "--backup", backup.to_str().unwrap(), "--data-dir", restored.to_str().unwrap()])
-        .env("SIGIL_CAS_MASTER_KEY", KEY_HEX);
+    r.args([
+        "cas",
+        "restore",
+        "--backup",
+        backup.to_str().unwrap(),
+        "--data-dir",
+        restored.to_str().unwrap(),
+    ])
+    .env("SIGIL_CAS_MASTER_KEY", KEY_HEX);
     assert!(ok(&r.output().unwrap()).contains("audit log verified"));
     let cas2 = Cas::start(&restored);
     assert_eq!(cas2.fingerprint, cas_fp(&data));

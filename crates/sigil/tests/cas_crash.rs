@@ -49,7 +49,10 @@ fn sigkill_during_concurrent_updates_loses_no_acknowledged_write() {
                     "predecessor: {head}\n{}",
                     session_yaml(&name, 8 + (i % 5), CREATOR_ONLY)
                 );
-                let expected = sigil_session::Session::parse(&body).unwrap().hash().to_string();
+                let expected = sigil_session::Session::parse(&body)
+                    .unwrap()
+                    .hash()
+                    .to_string();
                 out.in_flight = Some(expected.clone());
                 match c.run(|c| c.update_session_exact(&body)) {
                     Ok(w) => {
@@ -72,7 +75,10 @@ fn sigkill_during_concurrent_updates_loses_no_acknowledged_write() {
     }
     cas.kill();
     let outcomes: Vec<Outcome> = handles.into_iter().map(|h| h.join().unwrap()).collect();
-    assert!(outcomes.iter().all(|o| o.acked.len() > 1), "every writer got updates in");
+    assert!(
+        outcomes.iter().all(|o| o.acked.len() > 1),
+        "every writer got updates in"
+    );
 
     // Restart on the same data directory (the audit log is verified at start).
     let cas = Cas::start(&data);
@@ -90,7 +96,11 @@ fn sigkill_during_concurrent_updates_loses_no_acknowledged_write() {
             o.in_flight
         );
         for h in &o.acked {
-            assert!(recorded.contains(h.as_str()), "{}: acknowledged {h} not in the audit log", o.name);
+            assert!(
+                recorded.contains(h.as_str()),
+                "{}: acknowledged {h} not in the audit log",
+                o.name
+            );
         }
     }
     let cfg = d.path().join("config");
@@ -98,7 +108,14 @@ fn sigkill_during_concurrent_updates_loses_no_acknowledged_write() {
     id.save(&idd).unwrap();
     let v = ok(&sigil(
         &cfg,
-        &["audit", "verify", "--cas", &cas.addr, "--cas-fingerprint", &cas.fingerprint],
+        &[
+            "audit",
+            "verify",
+            "--cas",
+            &cas.addr,
+            "--cas-fingerprint",
+            &cas.fingerprint,
+        ],
     ));
     assert!(v.contains("audit log intact"), "{v}");
     cas.stop();

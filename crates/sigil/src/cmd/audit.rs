@@ -72,8 +72,14 @@ pub fn run(args: Args) -> Result<()> {
                         e.actor,
                         e.action,
                         e.session.as_deref().unwrap_or("-"),
-                        e.old_hash.as_deref().map(|h| &h[..h.len().min(12)]).unwrap_or("-"),
-                        e.new_hash.as_deref().map(|h| &h[..h.len().min(12)]).unwrap_or("-"),
+                        e.old_hash
+                            .as_deref()
+                            .map(|h| &h[..h.len().min(12)])
+                            .unwrap_or("-"),
+                        e.new_hash
+                            .as_deref()
+                            .map(|h| &h[..h.len().min(12)])
+                            .unwrap_or("-"),
                     );
                 }
             }
@@ -97,8 +103,9 @@ pub fn run(args: Args) -> Result<()> {
                             }
                         }
                     };
-                    let r = sigil_cas::verify_data_dir(&d, key.as_ref())
-                        .map_err(|e| anyhow::anyhow!("audit log of {} is NOT intact: {e}", d.display()))?;
+                    let r = sigil_cas::verify_data_dir(&d, key.as_ref()).map_err(|e| {
+                        anyhow::anyhow!("audit log of {} is NOT intact: {e}", d.display())
+                    })?;
                     (r.entries, r.head, r.head_mac_checked)
                 }
                 None => {
@@ -106,7 +113,8 @@ pub fn run(args: Args) -> Result<()> {
                     let all = c.run(|c| c.audit())?;
                     let head = sigil_client::audit::verify_chain(&all, 0, [0; 32])
                         .map_err(|e| anyhow::anyhow!("audit log is NOT intact: {e}"))?;
-                    let r = c.run(|c| c.call(hyper_get(), "/v1/audit/verify", None, Default::default()));
+                    let r = c
+                        .run(|c| c.call(hyper_get(), "/v1/audit/verify", None, Default::default()));
                     match r {
                         Ok(_) => {}
                         Err(e) => bail!("audit log is NOT intact according to the CAS: {e}"),

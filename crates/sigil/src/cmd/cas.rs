@@ -150,9 +150,7 @@ pub fn run(args: Args) -> Result<()> {
             Ok(())
         }
         Command::Restore(a) => {
-            let key = a
-                .master_key_file
-                .map(sigil_cas::MasterKeySource::File);
+            let key = a.master_key_file.map(sigil_cas::MasterKeySource::File);
             let r = sigil_cas::restore(&a.backup, &a.data_dir, key.as_ref())?;
             println!(
                 "restored into {}: audit log verified ({} entries, head {})",
@@ -170,7 +168,10 @@ pub fn run(args: Args) -> Result<()> {
                 fingerprint: a.fingerprint,
             }
             .save(&dir)?;
-            println!("trusting CAS {} with fingerprint {}", a.address, a.fingerprint);
+            println!(
+                "trusting CAS {} with fingerprint {}",
+                a.address, a.fingerprint
+            );
             Ok(())
         }
     }

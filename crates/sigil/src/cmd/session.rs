@@ -87,11 +87,16 @@ enum Command {
 }
 
 fn read(file: &Path) -> Result<String> {
-    let meta = std::fs::metadata(file).with_context(|| format!("cannot read {}", file.display()))?;
+    let meta =
+        std::fs::metadata(file).with_context(|| format!("cannot read {}", file.display()))?;
     if meta.len() > MAX_FILE {
-        return Err(anyhow!("{} is larger than {MAX_FILE} bytes", file.display()));
+        return Err(anyhow!(
+            "{} is larger than {MAX_FILE} bytes",
+            file.display()
+        ));
     }
-    std::fs::read_to_string(file).with_context(|| format!("cannot read {} as UTF-8", file.display()))
+    std::fs::read_to_string(file)
+        .with_context(|| format!("cannot read {} as UTF-8", file.display()))
 }
 
 fn parse(file: &Path) -> Result<Session> {
@@ -135,7 +140,10 @@ pub fn run(args: Args) -> Result<()> {
                 println!("{}", serde_json::to_string_pretty(&info)?);
             } else {
                 println!("# session {} hash {}", info.name, info.hash);
-                println!("# creator {} created {} updated {}", info.creator, info.created_at, info.updated_at);
+                println!(
+                    "# creator {} created {} updated {}",
+                    info.creator, info.created_at, info.updated_at
+                );
                 print!("{}", info.yaml);
             }
             Ok(())
@@ -172,8 +180,7 @@ pub fn run(args: Args) -> Result<()> {
         }
         Command::Check { file, json } => {
             let s = parse(&file)?;
-            sigil_cas::secrets::validate(&s)
-                .map_err(|e| anyhow!("{}: {e}", file.display()))?;
+            sigil_cas::secrets::validate(&s).map_err(|e| anyhow!("{}: {e}", file.display()))?;
             if json {
                 println!(
                     "{}",

@@ -19,7 +19,15 @@ pub struct Cas {
 impl Cas {
     pub fn start(data_dir: &Path) -> Cas {
         let mut child = Command::new(env!("CARGO_BIN_EXE_sigil"))
-            .args(["cas", "serve", "--listen", "127.0.0.1:0", "--log-format", "json", "--data-dir"])
+            .args([
+                "cas",
+                "serve",
+                "--listen",
+                "127.0.0.1:0",
+                "--log-format",
+                "json",
+                "--data-dir",
+            ])
             .arg(data_dir)
             .env("SIGIL_CAS_MASTER_KEY", KEY_HEX)
             .env("RUST_LOG", "warn")
@@ -68,7 +76,10 @@ impl Cas {
 }
 
 fn unsafe_sigterm(pid: u32) {
-    let _ = Command::new("kill").arg("-TERM").arg(pid.to_string()).status();
+    let _ = Command::new("kill")
+        .arg("-TERM")
+        .arg(pid.to_string())
+        .status();
 }
 
 impl Drop for Cas {
@@ -117,4 +128,5 @@ pub fn session_yaml(name: &str, size: u32, policy: &str) -> String {
     )
 }
 
-pub const CREATOR_ONLY: &str = "  read: [CREATOR]\n  update: [CREATOR]\n  create_sessions: [CREATOR]";
+pub const CREATOR_ONLY: &str =
+    "  read: [CREATOR]\n  update: [CREATOR]\n  create_sessions: [CREATOR]";
