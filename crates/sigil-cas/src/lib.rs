@@ -43,7 +43,7 @@ pub fn verify_data_dir(
         None => None,
     };
     let store = RedbStore::open(&path, key.clone())?;
-    store::verify_audit(&store, key.as_deref())
+    store::verify_audit_exclusive(&store, key.as_deref())
 }
 
 /// Makes a consistent backup of a data directory into `out` (a new redb
@@ -125,7 +125,7 @@ pub fn restore(
         .map_err(|e| CasError::Config(format!("cannot copy {}: {e}", backup_file.display())))?;
     let report = {
         let store = RedbStore::open(&tmp, Some(mk.clone()))?;
-        let r = store::verify_audit(&store, Some(&mk));
+        let r = store::verify_audit_exclusive(&store, Some(&mk));
         match r {
             Err(CasError::Integrity(m)) if m.contains("MAC") => Err(CasError::Config(
                 "the master key does not match this backup".into(),

@@ -289,7 +289,7 @@ pub fn open_data_dir(
         &data_dir.join(STORE_FILE),
         Some(key.clone()),
     )?);
-    crate::store::verify_audit(store.as_ref(), Some(&key)).map_err(|e| {
+    crate::store::verify_audit_exclusive(store.as_ref(), Some(&key)).map_err(|e| {
         CasError::Integrity(format!(
             "{e}; refusing to start on a tampered store (restore a backup)"
         ))

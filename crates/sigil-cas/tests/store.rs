@@ -191,3 +191,23 @@ async fn exporter_matches_on_both_ends() {
     assert_ne!(c1.exporter(), [0u8; 64]);
     s.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn forged_entry_appended_after_the_head_is_detected() {
+    let d = tempfile::tempdir().unwrap();
+    populated(d.path()).await.shutdown().await;
+    edit(d.path(), |tx| {
+        let n = tx.open_table(AUDIT).unwrap().len().unwrap();
+        let mut e = entry(tx, n - 1);
+        let mut prev = [0u8; 32];
+        hex::decode_to_slice(&e.hash, &mut prev).unwrap();
+        e.index = n;
+        e.action = "session.delete".into();
+        e.seal(&prev);
+        put(tx, &e);
+    });
+    let err = sigil_cas::verify_data_dir(d.path(), None)
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("head records"), "{err}");
+}
