@@ -333,7 +333,7 @@ impl Manifest {
             let err = |what: &str| format!("entry {i}: {what}");
             let plen = r.u16().ok_or_else(|| err("truncated"))? as usize;
             let path = r.bytes(plen).ok_or_else(|| err("truncated path"))?;
-            check_path(path).map_err(|e| err(e))?;
+            check_path(path).map_err(err)?;
             let shown = String::from_utf8_lossy(path).into_owned();
             let err = |what: &str| format!("entry {i} ({shown:?}): {what}");
             if let Some(prev) = entries.last() {
