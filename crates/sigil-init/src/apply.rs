@@ -106,6 +106,33 @@ pub fn check_memory_backed(dir: &Path) -> Result<(), ApplyError> {
     }
 }
 
+/// Refuses unless the open file `f` lives on tmpfs or ramfs. Checked on
+/// the descriptor itself, so a directory swapped for a symlink to disk
+/// between the directory check and the write is caught too.
+fn check_fd_memory_backed(f: &fs::File, path: &Path) -> Result<(), ApplyError> {
+    use std::os::fd::AsRawFd;
+    // SAFETY: zeroed statfs is a valid out-parameter.
+    let mut st: libc::statfs = unsafe { std::mem::zeroed() };
+    // SAFETY: valid fd and pointer for the duration of the call.
+    if unsafe { libc::fstatfs(f.as_raw_fd(), &mut st) } != 0 {
+        return Err(ApplyError::Io {
+            op: "fstatfs",
+            path: path.display().to_string(),
+            source: std::io::Error::last_os_error(),
+        });
+    }
+    #[allow(clippy::unnecessary_cast)] // f_type's width differs by libc
+    let t = st.f_type as i64;
+    if t == TMPFS_MAGIC || t == RAMFS_MAGIC {
+        Ok(())
+    } else {
+        Err(ApplyError::NotMemoryBacked {
+            dir: path.display().to_string(),
+            fstype: t,
+        })
+    }
+}
+
 /// Everything `execve` needs. Secret-bearing: argv and env are wiped on drop.
 pub struct Launch {
     /// Arguments (argv[0] included).
@@ -310,6 +337,9 @@ pub fn open_volumes(
         })?;
         let dst = mem.join("volumes").join(&v.name);
         mkdirs(&mem.join("volumes"))?;
+        // statfs follows symlinks: a volumes directory redirected to disk
+        // is refused before any plaintext is written.
+        check_memory_backed(&mem.join("volumes"))?;
         sigil_fs::open(
             &rooted(root, &v.sealed_dir),
             &dst,
@@ -398,6 +428,11 @@ pub fn write_injected_files(
             .custom_flags(libc::O_NOFOLLOW)
             .open(&real)
             .map_err(io_err("create", &real))?;
+        if let Err(e) = check_fd_memory_backed(&out, &real) {
+            drop(out);
+            let _ = fs::remove_file(&real);
+            return Err(e);
+        }
         out.write_all(&f.content).map_err(io_err("write", &real))?;
         // create_new applied the umask; set the session's mode exactly.
         fs::set_permissions(&real, std::os::unix::fs::PermissionsExt::from_mode(f.mode))
@@ -600,7 +635,7 @@ mod tests {
 
     #[test]
     fn injected_files_go_to_memory_with_their_mode() {
-        let root = tempfile::tempdir().unwrap();
+        let root = tempfile::tempdir_in("/dev/shm").unwrap();
         let c = cfg(vec![]);
         let files = vec![
             ResolvedFile {
@@ -662,8 +697,45 @@ mod tests {
     }
 
     #[test]
+    fn secrets_never_follow_a_symlink_out_of_memory() {
+        let root = tempfile::tempdir_in("/dev/shm").unwrap();
+        let disk = tempfile::tempdir_in(env!("CARGO_MANIFEST_DIR")).unwrap();
+        let c = cfg(vec![]);
+        fs::create_dir_all(root.path().join("run/sigil")).unwrap();
+        std::os::unix::fs::symlink(disk.path(), root.path().join("run/sigil/files")).unwrap();
+        let files = vec![ResolvedFile {
+            path: "/etc/app/secret".into(),
+            content: b"s3cret".to_vec(),
+            mode: 0o600,
+        }];
+        let e = write_injected_files(&c, &files, root.path()).unwrap_err();
+        assert!(matches!(e, ApplyError::NotMemoryBacked { .. }), "{e}");
+        assert!(fs::read_dir(disk.path().join("etc/app"))
+            .unwrap()
+            .next()
+            .is_none());
+        // the same for the volumes directory
+        std::os::unix::fs::symlink(disk.path(), root.path().join("run/sigil/volumes")).unwrap();
+        let c = cfg(vec![VolumeSpec {
+            name: "app".into(),
+            sealed_dir: "/sigil/volumes/app".into(),
+            paths: vec!["/app".into()],
+            tag: "00".repeat(32),
+        }]);
+        let mut s = svc();
+        s.volumes = vec![ResolvedVolume {
+            name: "app".into(),
+            path: "/app".into(),
+            key: Some("11".repeat(32)),
+            tag: Some("00".repeat(32)),
+        }];
+        let e = open_volumes(&c, &s, root.path()).unwrap_err();
+        assert!(matches!(e, ApplyError::NotMemoryBacked { .. }), "{e}");
+    }
+
+    #[test]
     fn volumes_open_into_memory_and_rollback_is_refused() {
-        let root = tempfile::tempdir().unwrap();
+        let root = tempfile::tempdir_in("/dev/shm").unwrap();
         let src = tempfile::tempdir().unwrap();
         fs::create_dir_all(src.path().join("app")).unwrap();
         fs::write(src.path().join("app/main.py"), "print('hi')").unwrap();
@@ -714,7 +786,7 @@ mod tests {
 
     #[test]
     fn tampered_volume_is_refused() {
-        let root = tempfile::tempdir().unwrap();
+        let root = tempfile::tempdir_in("/dev/shm").unwrap();
         let src = tempfile::tempdir().unwrap();
         fs::create_dir_all(src.path().join("app")).unwrap();
         fs::write(src.path().join("app/main.py"), "print('hi')".repeat(100)).unwrap();
