@@ -20,6 +20,8 @@ fn launcher() -> String {
 
 struct Cas {
     child: Child,
+    // Kept open: a CAS writing to a closed stdout would fail.
+    _stdout: std::io::Lines<BufReader<std::process::ChildStdout>>,
     addr: String,
     pin: String,
     dir: tempfile::TempDir,
@@ -61,6 +63,7 @@ impl Cas {
         );
         Cas {
             child,
+            _stdout: lines,
             addr,
             pin,
             dir,
