@@ -181,7 +181,7 @@ name: {name}
 services:
   - name: web
     image_name: img
-    command: ["sh", "-c", "echo ARG=$0; echo KEY=$API_KEY; echo PASS=$PASS_ME; echo HOSTONLY=$HOST_ONLY; echo PID=$$; echo PWD=$(pwd); echo FILE=$(cat {root}/run/sigil/secret.txt); echo CFG=$(head -1 {root}/run/sigil/files/etc/app/tls.crt); echo VOL=$(cat {root}/run/sigil/volumes/app/app/hello.txt)", "--token=$$SIGIL::token:hex$$"]
+    command: ["sh", "-c", "echo ARG=$0; echo KEY=$API_KEY; echo PASS=$PASS_ME; echo B64=$TOKEN_B64; echo HOSTONLY=$HOST_ONLY; echo PID=$$; echo PWD=$(pwd); echo FILE=$(cat {root}/run/sigil/secret.txt); echo CFG=$(head -1 {root}/run/sigil/files/etc/app/tls.crt); echo VOL=$(cat {root}/run/sigil/volumes/app/app/hello.txt)", "--token=$$SIGIL::token:hex$$"]
     pwd: /tmp
     environment:
       API_KEY: "$$SIGIL::api_key$$"
@@ -197,6 +197,9 @@ secrets:
     size: 16
   - name: greeting
     value: "hello-from-cas"
+  - name: key
+    kind: private-key
+    algorithm: ed25519
   - name: ca
     kind: x509-ca
     common_name: Test CA
@@ -221,6 +224,10 @@ images:
         mode: 0400
       - path: /etc/app/tls.crt
         content: "$$SIGIL::cert:chain$$"
+      - path: /run/sigil/token.bin
+        content: "$$SIGIL::token:der$$"
+      - path: /run/sigil/key.pem
+        content: "$$SIGIL::key:pem$$"
 security:
   attestation:
     mode: {mode}
@@ -302,6 +309,19 @@ fn happy_path_secrets_arrive_in_env_args_files_and_volume() {
     // Argument: the token, hex.
     let token_hex = line(&stdout, "ARG=--token=");
     assert_eq!(token_hex.len(), 32, "{stdout}");
+    // The same binary secret in three formats: hex (argument), base64
+    // (environment), raw bytes (file).
+    use base64::Engine;
+    let b64 = base64::engine::general_purpose::STANDARD
+        .decode(line(&stdout, "B64="))
+        .unwrap();
+    assert_eq!(hex_of(&b64), token_hex);
+    assert_eq!(
+        hex_of(&fs::read(img.path("run/sigil/token.bin")).unwrap()),
+        token_hex
+    );
+    let pem = fs::read_to_string(img.path("run/sigil/key.pem")).unwrap();
+    assert!(pem.starts_with("-----BEGIN PRIVATE KEY-----"), "{pem}");
     // Environment: generated ascii secret and pass-through, nothing else.
     let key = line(&stdout, "KEY=");
     assert_eq!(key.len(), 24, "{stdout}");
