@@ -32,7 +32,7 @@ fn read_quote(rel: &str) -> Vec<u8> {
             .expect("hex")
             .split_whitespace()
             .collect();
-        hex::decode(s).expect("hex")
+        hex::decode(s.strip_prefix("0x").unwrap_or(&s)).expect("hex")
     } else {
         b
     }

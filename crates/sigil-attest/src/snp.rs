@@ -289,6 +289,7 @@ pub struct SnpVerifier {
     roots: Vec<(Generation, Cert)>,
     intermediates: Vec<Cert>,
     cert_dir: Option<PathBuf>,
+    kds: Option<String>,
     cache: Mutex<HashMap<[u8; 32], Arc<VerifiedVek>>>,
 }
 
@@ -309,6 +310,7 @@ impl SnpVerifier {
             roots,
             intermediates,
             cert_dir: None,
+            kds: None,
             cache: Mutex::new(HashMap::new()),
         })
     }
@@ -317,6 +319,49 @@ impl SnpVerifier {
     pub fn with_cert_dir(mut self, dir: impl Into<PathBuf>) -> Self {
         self.cert_dir = Some(dir.into());
         self
+    }
+
+    /// Fetches missing VCEKs from a KDS-compatible service (AMD's is
+    /// `https://kdsintf.amd.com`), storing them in the cache directory if
+    /// one is set.
+    pub fn with_kds(mut self, base: impl Into<String>) -> Self {
+        self.kds = Some(base.into().trim_end_matches('/').to_string());
+        self
+    }
+
+    /// VCEK of `rep` from the KDS: `/vcek/v1/{product}/{hwid}?blSPL=..`.
+    fn fetch_vcek(&self, base: &str, rep: &Report, raw: &[u8]) -> Result<Vec<u8>, VerifyError> {
+        // Report v3+ carries the CPUID family/model; older ones do not, so
+        // both pre-Turin products are tried.
+        let (fam, model) = (raw[0x188], raw[0x189]);
+        let products: &[(&str, Generation)] = match (rep.version >= 3, fam, model) {
+            (true, 0x19, 0x00..=0x0F) => &[("Milan", Generation::Milan)],
+            (true, 0x19, 0x10..=0x1F | 0xA0..=0xAF) => &[("Genoa", Generation::Genoa)],
+            (true, 0x1A, _) => &[("Turin", Generation::Turin)],
+            _ => &[("Milan", Generation::Milan), ("Genoa", Generation::Genoa)],
+        };
+        let mut last = String::from("no product matched");
+        for (name, g) in products {
+            let (fmc, bl, tee, snp, ucode) = tcb_parts(*g, rep.reported_tcb);
+            let hwid = match g {
+                Generation::Turin => hex::encode(&rep.chip_id[..8]),
+                _ => hex::encode(rep.chip_id),
+            };
+            let mut url = format!(
+                "{base}/vcek/v1/{name}/{hwid}?blSPL={bl:02}&teeSPL={tee:02}&snpSPL={snp:02}&ucodeSPL={ucode:02}"
+            );
+            if let Some(f) = fmc {
+                url.push_str(&format!("&fmcSPL={f:02}"));
+            }
+            match crate::http::get(&url) {
+                Ok(r) if r.status == 200 && r.body.len() <= MAX_CERT_FILE => return Ok(r.body),
+                Ok(r) => last = format!("{url} answered HTTP {}", r.status),
+                Err(e) => last = e,
+            }
+        }
+        Err(VerifyError::CollateralUnavailable(format!(
+            "cannot fetch the VCEK from the KDS: {last}"
+        )))
     }
 
     /// Certificates of the evidence: a PEM bundle or a single DER.
@@ -414,17 +459,50 @@ impl SnpVerifier {
             Some(c) => Self::evidence_certs(c)?,
             None => Vec::new(),
         };
-        if let Some(dir) = &self.cert_dir {
-            let p = dir.join(format!(
+        let has_vek = |bag: &[Cert]| bag.iter().any(|c| c.key.first() == Some(&4));
+        let cached_path = self.cert_dir.as_ref().map(|dir| {
+            dir.join(format!(
                 "{}_{:016x}.der",
                 hex::encode(rep.chip_id),
                 rep.reported_tcb
-            ));
-            if p.is_file() {
-                let der = crate::collateral::read_limited(&p, MAX_CERT_FILE)?;
+            ))
+        });
+        if !has_vek(&bag) {
+            if let Some(p) = cached_path.as_ref().filter(|p| p.is_file()) {
+                let der = crate::collateral::read_limited(p, MAX_CERT_FILE)?;
                 bag.push(parse_cert(&der)?);
             }
         }
+        if !has_vek(&bag) && rep.signing_key == 0 && !rep.mask_chip_id {
+            if let Some(base) = &self.kds {
+                let der = self.fetch_vcek(base, &rep, raw)?;
+                let cert = parse_cert(&der)?;
+                if let Some(p) = &cached_path {
+                    // Only a VCEK that verifies is worth keeping; it is
+                    // written after verification below.
+                    bag.push(cert);
+                    let r = self.verify_report_with_bag(raw, &rep, bag, now);
+                    if r.is_ok() {
+                        let tmp = p.with_extension("der.tmp");
+                        if std::fs::write(&tmp, &der).is_ok() {
+                            let _ = std::fs::rename(&tmp, p);
+                        }
+                    }
+                    return r;
+                }
+                bag.push(cert);
+            }
+        }
+        self.verify_report_with_bag(raw, &rep, bag, now)
+    }
+
+    fn verify_report_with_bag(
+        &self,
+        raw: &[u8],
+        rep: &Report,
+        bag: Vec<Cert>,
+        now: u64,
+    ) -> Result<Claims, VerifyError> {
         // The VEK is the certificate with an EC key (ASK/ARK are RSA).
         let (veks, others): (Vec<Cert>, Vec<Cert>) = bag
             .into_iter()

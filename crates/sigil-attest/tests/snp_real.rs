@@ -147,3 +147,74 @@ fn every_byte_flip_of_a_report_is_refused() {
         }
     }
 }
+
+/// A KDS-compatible server on loopback serves the real VCEK; the verifier
+/// fetches it once, keeps it in the cache directory, and works offline after.
+#[test]
+fn vcek_from_kds_then_cache() {
+    use std::io::{Read, Write};
+    use std::sync::{Arc, Mutex};
+    let vcek = std::fs::read(testdata().join("virtee-sev/vcek_milan.der")).unwrap();
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}", l.local_addr().unwrap());
+    let paths = Arc::new(Mutex::new(Vec::<String>::new()));
+    let seen = paths.clone();
+    std::thread::spawn(move || {
+        for s in l.incoming() {
+            let Ok(mut s) = s else { continue };
+            let mut buf = [0u8; 4096];
+            let n = s.read(&mut buf).unwrap_or(0);
+            let req = String::from_utf8_lossy(&buf[..n]).to_string();
+            let path = req.split(' ').nth(1).unwrap_or("").to_string();
+            seen.lock().unwrap().push(path.clone());
+            let (status, body) = if path.starts_with("/vcek/v1/Milan/") {
+                ("200 OK", vcek.clone())
+            } else {
+                ("404 Not Found", b"nope".to_vec())
+            };
+            let mut resp = format!(
+                "HTTP/1.1 {status}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+                body.len()
+            )
+            .into_bytes();
+            resp.extend_from_slice(&body);
+            let _ = s.write_all(&resp);
+        }
+    });
+    let report = read_evidence("virtee-sev/report_milan.hex");
+    let rep = sigil_attest::snp::parse_report(&report).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let v = SnpVerifier::new()
+        .unwrap()
+        .with_cert_dir(dir.path())
+        .with_kds(&url);
+    v.verify_report(&report, None, at()).unwrap();
+    let p = paths.lock().unwrap().clone();
+    assert_eq!(p.len(), 1, "{p:?}");
+    let tcb = rep.reported_tcb.to_le_bytes();
+    assert_eq!(
+        p[0],
+        format!(
+            "/vcek/v1/Milan/{}?blSPL={:02}&teeSPL={:02}&snpSPL={:02}&ucodeSPL={:02}",
+            hex::encode(rep.chip_id),
+            tcb[0],
+            tcb[1],
+            tcb[6],
+            tcb[7]
+        )
+    );
+    assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
+    // Offline now: a dead KDS, the cache directory still serves.
+    let v2 = SnpVerifier::new()
+        .unwrap()
+        .with_cert_dir(dir.path())
+        .with_kds("http://127.0.0.1:1");
+    v2.verify_report(&report, None, at()).unwrap();
+    // No cache, dead KDS: a clear error.
+    let e = SnpVerifier::new()
+        .unwrap()
+        .with_kds("http://127.0.0.1:1")
+        .verify_report(&report, None, at())
+        .unwrap_err();
+    assert!(matches!(e, VerifyError::CollateralUnavailable(_)), "{e}");
+}
