@@ -1,11 +1,11 @@
 //! Subcommands, one module each.
 
-pub mod detect;
-pub mod convert;
+pub mod attest;
+pub mod audit;
 pub mod cas;
+pub mod convert;
+pub mod demo;
+pub mod detect;
+pub mod fs;
 pub mod identity;
 pub mod session;
-pub mod audit;
-pub mod attest;
-pub mod fs;
-pub mod demo;
