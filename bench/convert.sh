@@ -10,12 +10,16 @@
 #
 # Not part of CI. Usage: bench/convert.sh [RUNS]
 set -euo pipefail
+unset RUST_BACKTRACE RUST_LIB_BACKTRACE
 cd "$(dirname "$0")/.."
 RUNS="${1:-3}"
 W="${BENCH_DIR:-/tmp/sigil-bench-convert}"
 mkdir -p "$W"
+# Staging of the unpacked image: memory if available (as recommended).
+WORK="${SIGIL_WORK_DIR:-$( [ -d /dev/shm ] && echo /dev/shm || echo "$W")}"
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$PWD/target}"
-cargo build -q --release -p sigil -p sigil-image --example build_image
+cargo build -q --release -p sigil
+cargo build -q --release -p sigil-image --example build_image
 SIGIL="$CARGO_TARGET_DIR/release/sigil"
 LAUNCHER="${SIGIL_INIT_BINARY:-}"
 if [ -z "$LAUNCHER" ]; then
@@ -25,7 +29,7 @@ fi
 IMG="$W/input.tar"
 if [ ! -s "$IMG" ]; then
   echo "building the input image (once) ..." >&2
-  "$CARGO_TARGET_DIR/release/examples/build_image" "$IMG" /usr/bin /usr/lib/x86_64-linux-gnu /usr/lib/python3.11
+  "$CARGO_TARGET_DIR/release/examples/build_image" "$IMG" /usr/bin /usr/lib/x86_64-linux-gnu /usr/lib/python3.11 /usr/lib64
 fi
 unpacked=$(du -sb --apparent-size /usr/bin /usr/lib/x86_64-linux-gnu /usr/lib/python3.11 | awk '{s+=$1} END {print s}')
 
@@ -44,13 +48,14 @@ for i in $(seq "$RUNS"); do
     rm -rf "$W/out-$c.tar" "$W/out-$c.session.yaml"
     T[$c]+="$(timeit "$SIGIL" convert --from "$IMG" --to "$W/out-$c.tar" --compression "$c" \
       --binary /usr/bin/python3.11 --dir /usr/lib/python3.11 --launcher "$LAUNCHER" \
-      --cas-pin "sha256:$(printf '0%.0s' {1..64})" --name bench) "
+      --cas-pin "sha256:$(printf '0%.0s' {1..64})" --name bench --work-dir "$WORK") "
   done
 done
 
 ref=$(echo ${T[skopeo]} | tr ' ' '\n' | median)
 printf '\ninput: %s (%.2f GB unpacked, %.0f MB archive), %s runs, %s cores\n' \
   "$IMG" "$(echo "$unpacked/1000000000" | bc -l)" "$(echo "$(stat -c %s "$IMG")/1000000" | bc -l)" "$RUNS" "$(nproc)"
+echo "sigil staging dir: $WORK"
 printf '%-58s %10s %8s %10s\n' "operation" "median s" "ratio" "output MB"
 printf '%-58s %10.2f %8s %10.0f\n' "skopeo copy oci-archive:A oci-archive:B (reference)" "$ref" "1.00" \
   "$(echo "$(stat -c %s "$W/skopeo.tar")/1000000" | bc -l)"

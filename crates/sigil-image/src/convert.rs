@@ -223,8 +223,20 @@ fn default_binary(root: &Rootfs, run: &RunConfig) -> Result<String> {
     )))
 }
 
-/// Runs the conversion. On error nothing is left at `opts.to`.
+/// Runs the conversion, staging next to the output. On error nothing is
+/// left at `opts.to`.
 pub fn convert(opts: &ConvertOptions, progress: &dyn Progress) -> Result<Converted> {
+    convert_in(opts, None, progress)
+}
+
+/// Like [`convert`], staging the unpacked image in `work_dir` (`None`: next
+/// to the output). A memory file system (`/dev/shm`) keeps plaintext off disk
+/// and avoids writing the image to disk twice; it needs RAM for the image.
+pub fn convert_in(
+    opts: &ConvertOptions,
+    work_dir: Option<&Path>,
+    progress: &dyn Progress,
+) -> Result<Converted> {
     let launcher = check_launcher(&opts.launcher)?;
     let config_id: ConfigId = format!("{}/{}", opts.session, opts.service)
         .parse()
@@ -256,10 +268,11 @@ pub fn convert(opts: &ConvertOptions, progress: &dyn Progress) -> Result<Convert
             out_dir.display()
         )));
     }
+    let work_parent = work_dir.map(Path::to_path_buf).unwrap_or_else(|| out_dir.clone());
     let work = tempfile::Builder::new()
         .prefix(".sigil-convert-")
-        .tempdir_in(&out_dir)
-        .at(&out_dir)?;
+        .tempdir_in(&work_parent)
+        .at(&work_parent)?;
     let mut root = Rootfs::new(&work.path().join("rootfs"), &opts.limits)?;
 
     // Flatten.

@@ -84,7 +84,7 @@ pub struct Args {
     /// Default CAS address written to init.toml (the pod's SIGIL_CAS_ADDR overrides it).
     #[arg(long, value_name = "HOST:PORT", default_value = "sigil-cas:8081")]
     pub cas_addr: String,
-    /// Pin of the CAS TLS key, sha256:<64 hex> (see `sigil cas fingerprint`).
+    /// Pin of the CAS TLS key, sha256:<64 hex> (as printed by `sigil cas serve`).
     #[arg(long, value_name = "PIN")]
     pub cas_pin: String,
     /// Default launcher mode written to init.toml.
@@ -133,6 +133,11 @@ pub struct Args {
     /// Launcher log level in the chart.
     #[arg(long, value_name = "LEVEL", default_value = "info")]
     pub log_level: String,
+    /// Directory for the unpacked image while converting (default: next to
+    /// the output). A memory file system such as /dev/shm keeps plaintext off
+    /// disk and is faster; it needs RAM for the whole unpacked image.
+    #[arg(long, value_name = "DIR", env = "SIGIL_WORK_DIR")]
+    pub work_dir: Option<PathBuf>,
     /// Print what would be done and stop.
     #[arg(long)]
     pub dry_run: bool,
@@ -417,7 +422,7 @@ pub fn run(a: Args) -> anyhow::Result<()> {
     } else {
         Bar(None)
     };
-    let conv = convert::convert(&opts, &bar).map_err(flat)?;
+    let conv = convert::convert_in(&opts, a.work_dir.as_deref(), &bar).map_err(flat)?;
     if let Some(b) = &bar.0 {
         b.finish_and_clear();
     }
