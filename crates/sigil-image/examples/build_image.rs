@@ -22,7 +22,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                 l = l.add_host_dir(d, d.trim_start_matches('/'));
             }
             // Merged-/usr layout, so the dynamic loader path /lib64/... resolves.
-            l.add_symlink("lib64", "usr/lib64").add_symlink("lib", "usr/lib")
+            l.add_symlink("lib64", "usr/lib64")
+                .add_symlink("lib", "usr/lib")
         })
         .entrypoint(["/usr/bin/python3.11"])
         .cmd(["-c", "print('hello')"])

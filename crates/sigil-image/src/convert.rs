@@ -268,7 +268,9 @@ pub fn convert_in(
             out_dir.display()
         )));
     }
-    let work_parent = work_dir.map(Path::to_path_buf).unwrap_or_else(|| out_dir.clone());
+    let work_parent = work_dir
+        .map(Path::to_path_buf)
+        .unwrap_or_else(|| out_dir.clone());
     let work = tempfile::Builder::new()
         .prefix(".sigil-convert-")
         .tempdir_in(&work_parent)
