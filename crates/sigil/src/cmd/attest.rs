@@ -47,6 +47,9 @@ struct VerifyArgs {
     /// Fetch DCAP collateral from this PCCS-compatible URL (Intel PCS or a local PCCS).
     #[arg(long)]
     pccs: Option<String>,
+    /// Fetch missing SNP VCEKs from this KDS-compatible URL (e.g. https://kdsintf.amd.com).
+    #[arg(long)]
+    kds: Option<String>,
     /// On-disk cache for collateral fetched with --pccs.
     #[arg(long, requires = "pccs")]
     cache_dir: Option<PathBuf>,
@@ -153,6 +156,9 @@ fn verifiers(a: &VerifyArgs, kind: TeeKind) -> Result<Verifiers> {
             let mut s = SnpVerifier::new()?;
             if let Some(dir) = a.collateral.as_deref().filter(|p| p.is_dir()) {
                 s = s.with_cert_dir(dir);
+            }
+            if let Some(k) = &a.kds {
+                s = s.with_kds(k.as_str());
             }
             v = v.with(Box::new(s));
         }
