@@ -5,6 +5,8 @@
 # (four 200 MB files + 20,000 files of 10 KB) in a temp dir, prints a table.
 # Not part of CI. Usage: bench/fs.sh [ROUNDS]   (best of ROUNDS, default 2)
 # Files are in the page cache for every contender (warm-cache figures).
+# TMPDIR=/dev/shm measures without the virtual disk's write-back throttling
+# (on this machine seal/open on /tmp are bound by disk writes, not crypto).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROUNDS="${1:-2}"
