@@ -18,7 +18,7 @@ enum Command {
     /// Report what this host can do (SGX, TDX, SEV-SNP) and the flags to pass on.
     Detect(cmd::detect::Args),
     /// Turn a container image into a confidential one, with its session and Helm chart.
-    Convert(cmd::convert::Args),
+    Convert(Box<cmd::convert::Args>),
     /// Run and maintain the Configuration and Attestation Service.
     Cas(cmd::cas::Args),
     /// Manage this user's client identity (TLS key and certificate).
@@ -39,7 +39,7 @@ fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     match cli.command {
         Command::Detect(a) => cmd::detect::run(a),
-        Command::Convert(a) => cmd::convert::run(a),
+        Command::Convert(a) => cmd::convert::run(*a),
         Command::Cas(a) => cmd::cas::run(a),
         Command::Identity(a) => cmd::identity::run(a),
         Command::Session(a) => cmd::session::run(a),
