@@ -20,7 +20,17 @@ pub fn snapshot(root: &Path) -> (BTreeMap<PathBuf, Node>, Vec<Vec<PathBuf>>) {
     let mut out = BTreeMap::new();
     let mut inodes: BTreeMap<u64, Vec<PathBuf>> = BTreeMap::new();
     walk(root, root, &mut out, &mut inodes);
-    let groups = inodes.into_values().filter(|g| g.len() > 1).collect();
+    // Inode numbers and directory order differ between trees: compare the
+    // groups as sorted sets of sorted paths.
+    let mut groups: Vec<Vec<PathBuf>> = inodes
+        .into_values()
+        .filter(|g| g.len() > 1)
+        .map(|mut g| {
+            g.sort();
+            g
+        })
+        .collect();
+    groups.sort();
     (out, groups)
 }
 
