@@ -7,10 +7,10 @@
 # simulation mode and run with podman, and a tampered copy refused.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-if ! command -v podman >/dev/null 2>&1; then
-  echo "demo: podman is missing; installing it with scripts/setup.sh (needs root or sudo)"
-  bash scripts/setup.sh
-fi
+# Idempotent: installs podman, runc, ... only where missing, and makes sure
+# podman is configured for this kind of machine (runc, cgroupfs).
+echo "demo: checking prerequisites (scripts/setup.sh; needs root or sudo to install)"
+bash scripts/setup.sh
 echo "demo: building the static launcher (scripts/build-launcher.sh)"
 SIGIL_INIT_BINARY="$(bash scripts/build-launcher.sh)"
 export SIGIL_INIT_BINARY
