@@ -128,6 +128,11 @@ fn every_workload_renders_and_validates() {
         assert!(text.contains("sgx.intel.com/enclave: 1"), "{text}");
         assert!(text.contains("sgx.intel.com/provision: 1"), "{text}");
         assert!(text.contains("name: SIGIL_CAS_ADDR\n"), "{text}");
+        assert!(text.contains("name: SIGIL_SGX_RESOURCES\n"), "{text}");
+        assert!(
+            text.contains("value: \"sgx.intel.com/epc=64Mi,sgx.intel.com/enclave=1,sgx.intel.com/provision=1\""),
+            "{text}"
+        );
         assert!(text.contains("value: \"cas.sigil.svc:8081\""), "{text}");
         assert!(text.contains("value: \"pyapp/web\""), "{text}");
         assert!(text.contains("name: \"regcred\""), "{text}");

@@ -55,6 +55,11 @@ spec:
           value: {{ .Values.sigil.mode | quote }}
         - name: SIGIL_LOG
           value: {{ .Values.sigil.logLevel | quote }}
+        {{- if eq .Values.useSGXDevPlugin "enabled" }}
+        # Pods cannot read their own limits; `sigil detect` reads this instead.
+        - name: SIGIL_SGX_RESOURCES
+          value: {{ printf "sgx.intel.com/epc=%v,sgx.intel.com/enclave=%v,sgx.intel.com/provision=%v" .Values.sgx.epc .Values.sgx.enclave .Values.sgx.provision | quote }}
+        {{- end }}
       {{- with .Values.ports }}
       ports:
         {{- range . }}
