@@ -302,3 +302,40 @@ fn dry_run_writes_nothing() {
     );
     assert_eq!(listing(t.path()), before);
 }
+
+#[test]
+fn cas_pin_defaults_to_the_trusted_cas() {
+    let t = tempfile::tempdir().unwrap();
+    let img = image(t.path());
+    let config = t.path().join("config");
+    let convert = |config: &Path| {
+        Command::new(env!("CARGO_BIN_EXE_sigil"))
+            .args(["convert", "--from", img.to_str().unwrap(), "--to"])
+            .arg(t.path().join("x.tar"))
+            .args(["--dir", "/app", "--launcher", launcher(), "--dry-run"])
+            .env("SIGIL_CONFIG_DIR", config)
+            .env_remove("SIGIL_INIT_BINARY")
+            .output()
+            .unwrap()
+    };
+    // Nothing trusted yet: a one-line error that says what to do.
+    let r = convert(&config);
+    let err = String::from_utf8_lossy(&r.stderr);
+    assert!(!r.status.success());
+    assert!(err.contains("sigil cas trust"), "{err}");
+    // After `sigil cas trust`, the remembered fingerprint is the pin.
+    let trust = Command::new(env!("CARGO_BIN_EXE_sigil"))
+        .args(["cas", "trust", "127.0.0.1:8081", "--fingerprint", PIN])
+        .env("SIGIL_CONFIG_DIR", &config)
+        .output()
+        .unwrap();
+    assert!(
+        trust.status.success(),
+        "{}",
+        String::from_utf8_lossy(&trust.stderr)
+    );
+    let r = convert(&config);
+    assert!(r.status.success(), "{}", String::from_utf8_lossy(&r.stderr));
+    let out = String::from_utf8_lossy(&r.stdout);
+    assert!(out.contains(&format!("pinning the CAS key {PIN}")), "{out}");
+}

@@ -85,8 +85,9 @@ pub struct Args {
     #[arg(long, value_name = "HOST:PORT", default_value = "sigil-cas:8081")]
     pub cas_addr: String,
     /// Pin of the CAS TLS key, sha256:<64 hex> (as printed by `sigil cas serve`).
+    /// Default: the fingerprint remembered by `sigil cas trust`.
     #[arg(long, value_name = "PIN")]
-    pub cas_pin: String,
+    pub cas_pin: Option<String>,
     /// Default launcher mode written to init.toml.
     #[arg(long, value_name = "MODE", default_value = "auto", value_parser = ["hw", "sim", "auto"])]
     pub mode: String,
@@ -266,10 +267,12 @@ pub fn run(a: Args) -> anyhow::Result<()> {
             .clone()
             .unwrap_or_else(|| format!("{}-sigil", helm::dns_label(&base_name))),
     );
-    let cas_pin: SpkiPin = a
-        .cas_pin
-        .parse()
-        .map_err(|e: String| anyhow!("--cas-pin {}: {e}", a.cas_pin))?;
+    let cas_pin: SpkiPin = match &a.cas_pin {
+        Some(pin) => pin
+            .parse()
+            .map_err(|e: String| anyhow!("--cas-pin {pin}: {e}"))?,
+        None => trusted_cas_pin()?,
+    };
     let mode: Mode = a.mode.parse().map_err(|e: String| anyhow!("--mode: {e}"))?;
     let mrenclave = match &a.mrenclave {
         None => None,
@@ -387,6 +390,10 @@ pub fn run(a: Args) -> anyhow::Result<()> {
     if a.dry_run {
         let plan = convert::plan(&opts).map_err(flat)?;
         println!("would convert {}", plan.source);
+        println!(
+            "  pinning the CAS key {} at {}",
+            opts.cas_pin, opts.cas_addr
+        );
         for l in &plan.layers {
             println!("  layer {l}");
         }
@@ -535,4 +542,18 @@ pub fn run(a: Args) -> anyhow::Result<()> {
         println!("  digest      {}", conv.digest);
     }
     Ok(())
+}
+
+/// The pin remembered by `sigil cas trust`, so nobody copies it by hand.
+fn trusted_cas_pin() -> anyhow::Result<SpkiPin> {
+    let dir = sigil_client::config::config_dir()?;
+    let trust = sigil_client::config::CasTrust::load(&dir)?.ok_or_else(|| {
+        anyhow!(
+            "no --cas-pin given and no trusted CAS in {}: run `sigil cas trust HOST:PORT --fingerprint sha256:...` or pass --cas-pin",
+            dir.display()
+        )
+    })?;
+    let pin = trust.fingerprint.to_string();
+    pin.parse()
+        .map_err(|e: String| anyhow!("trusted CAS fingerprint {pin}: {e}"))
 }
