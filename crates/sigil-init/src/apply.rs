@@ -94,16 +94,7 @@ pub fn check_memory_backed(dir: &Path) -> Result<(), ApplyError> {
             source: std::io::Error::last_os_error(),
         });
     }
-    #[allow(clippy::unnecessary_cast)] // f_type's width differs by libc
-    let t = st.f_type as i64;
-    if t == TMPFS_MAGIC || t == RAMFS_MAGIC {
-        Ok(())
-    } else {
-        Err(ApplyError::NotMemoryBacked {
-            dir: dir.display().to_string(),
-            fstype: t,
-        })
-    }
+    ensure_memory_fs(&st, dir)
 }
 
 /// Refuses unless the open file `f` lives on tmpfs or ramfs. Checked on
@@ -121,6 +112,11 @@ fn check_fd_memory_backed(f: &fs::File, path: &Path) -> Result<(), ApplyError> {
             source: std::io::Error::last_os_error(),
         });
     }
+    ensure_memory_fs(&st, path)
+}
+
+/// The one rule both checks share: tmpfs or ramfs, nothing else.
+fn ensure_memory_fs(st: &libc::statfs, path: &Path) -> Result<(), ApplyError> {
     #[allow(clippy::unnecessary_cast)] // f_type's width differs by libc
     let t = st.f_type as i64;
     if t == TMPFS_MAGIC || t == RAMFS_MAGIC {
