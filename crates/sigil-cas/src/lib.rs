@@ -10,6 +10,7 @@ mod error;
 pub mod http;
 pub mod metrics;
 pub mod ratelimit;
+mod rsa_keygen;
 pub mod seal;
 pub mod secrets;
 pub mod server;

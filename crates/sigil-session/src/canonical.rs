@@ -192,8 +192,12 @@ fn secret(sec: &Secret) -> Value {
         SecretKind::Explicit { value } => {
             m.insert("value", hexv(value.expose()));
         }
-        SecretKind::PrivateKey { algorithm } => {
+        SecretKind::PrivateKey { algorithm, value } => {
             m.insert("algorithm", s(algorithm.as_str()));
+            // Only when given, so hashes of sessions without one are unchanged.
+            if let Some(v) = value {
+                m.insert("value", hexv(v.expose()));
+            }
         }
         SecretKind::X509Ca {
             common_name,

@@ -248,9 +248,18 @@ pub(crate) fn to_yaml(session: &Session, redact: bool) -> String {
                         }
                     }
                 }
-                SecretKind::PrivateKey { algorithm } => {
+                SecretKind::PrivateKey { algorithm, value } => {
                     o.kv(4, "kind", "private-key");
                     o.kv(4, "algorithm", algorithm.as_str());
+                    if let Some(v) = value {
+                        if o.redact {
+                            o.kv(4, "value", REDACTED);
+                        } else {
+                            // PKCS#8 DER; parses back to the same bytes.
+                            o.kv(4, "encoding", "hex");
+                            o.kv(4, "value", &hex::encode(v.expose()));
+                        }
+                    }
                 }
                 SecretKind::X509Ca {
                     common_name,

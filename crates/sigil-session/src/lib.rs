@@ -47,6 +47,7 @@
 mod canonical;
 mod emit;
 mod error;
+pub mod keys;
 mod model;
 mod parse;
 pub mod placeholder;

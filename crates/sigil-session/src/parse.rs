@@ -702,7 +702,7 @@ fn secret(cx: &mut Cx, node: &Node, path: &str) -> Option<Secret> {
             &["value", "encoding"]
         }
         (Some("ascii") | Some("binary"), false, _) => &["size"],
-        (Some("private-key"), ..) => &["algorithm"],
+        (Some("private-key"), ..) => &["algorithm", "value", "encoding"],
         (Some("x509-ca"), ..) => &["algorithm", "common_name", "valid_for"],
         (Some("x509"), ..) => &["algorithm", "common_name", "issuer", "dns", "valid_for"],
         _ => KEYS,
@@ -769,9 +769,25 @@ fn secret(cx: &mut Cx, node: &Node, path: &str) -> Option<Secret> {
                 cx.err(&f.path, f.pos, "kind `explicit` needs a `value`");
                 None
             }
-            Some("private-key") => Some(SecretKind::PrivateKey {
-                algorithm: algorithm(cx),
-            }),
+            Some("private-key") => match f.get("value") {
+                None => Some(SecretKind::PrivateKey {
+                    algorithm: algorithm(cx),
+                    value: None,
+                }),
+                Some(vnode) => given_private_key(cx, &f, vnode).map(|(der, found)| {
+                    // An explicit `algorithm` must match the key (checked in
+                    // validate.rs); without one, the key's own applies.
+                    let algorithm = if f.has("algorithm") {
+                        algorithm(cx)
+                    } else {
+                        found
+                    };
+                    SecretKind::PrivateKey {
+                        algorithm,
+                        value: Some(SecretValue::new(der.to_vec())),
+                    }
+                }),
+            },
             Some("x509-ca") => Some(SecretKind::X509Ca {
                 common_name: f
                     .get("common_name")
@@ -838,6 +854,35 @@ fn explicit_value(
     vnode: &Node,
     kind: Option<&str>,
 ) -> Option<SecretKind> {
+    value_bytes(cx, f, vnode, kind).map(|b| SecretKind::Explicit {
+        value: SecretValue::new(b),
+    })
+}
+
+/// `value` of a `private-key` secret: PEM text (`encoding: utf8`, the
+/// default) or DER (`base64`, `hex`), normalised to PKCS#8 and parsed by ring.
+fn given_private_key(
+    cx: &mut Cx,
+    f: &Fields<'_>,
+    vnode: &Node,
+) -> Option<(zeroize::Zeroizing<Vec<u8>>, KeyAlgorithm)> {
+    let b = zeroize::Zeroizing::new(value_bytes(cx, f, vnode, Some("private-key"))?);
+    let p = f.key_path("value");
+    if b.is_empty() || b.len() > crate::validate::MAX_EXPLICIT_VALUE {
+        cx.err(&p, vnode.pos, "value must be 1 byte to 64 KiB");
+        return None;
+    }
+    match crate::keys::normalize_private_key(&b) {
+        Ok(k) => Some(k),
+        Err(e) => {
+            cx.err(&p, vnode.pos, e.to_string());
+            None
+        }
+    }
+}
+
+/// Decodes `value` with `encoding`. Never echoes the value in errors.
+fn value_bytes(cx: &mut Cx, f: &Fields<'_>, vnode: &Node, kind: Option<&str>) -> Option<Vec<u8>> {
     use base64::Engine;
     let p = f.key_path("value");
     // Read without recording the value anywhere but the model.
@@ -868,9 +913,7 @@ fn explicit_value(
         }
     };
     match bytes {
-        Some(b) => Some(SecretKind::Explicit {
-            value: SecretValue::new(b),
-        }),
+        Some(b) => Some(b),
         None => {
             // Never echo the value: it is secret.
             cx.err(&p, vnode.pos, format!("value is not valid {encoding}"));

@@ -97,6 +97,30 @@ fn algorithm() -> impl Strategy<Value = KeyAlgorithm> {
     ]
 }
 
+/// A private key given in the session (keys made once: generation is slow).
+fn given_key(i: usize) -> SecretKind {
+    use std::sync::OnceLock;
+    static KEYS: OnceLock<Vec<(KeyAlgorithm, Vec<u8>)>> = OnceLock::new();
+    let keys = KEYS.get_or_init(|| {
+        let rng = ring::rand::SystemRandom::new();
+        let p256 = ring::signature::EcdsaKeyPair::generate_pkcs8(
+            &ring::signature::ECDSA_P256_SHA256_ASN1_SIGNING,
+            &rng,
+        )
+        .expect("keygen");
+        let ed = ring::signature::Ed25519KeyPair::generate_pkcs8(&rng).expect("keygen");
+        vec![
+            (KeyAlgorithm::EcdsaP256, p256.as_ref().to_vec()),
+            (KeyAlgorithm::Ed25519, ed.as_ref().to_vec()),
+        ]
+    });
+    let (algorithm, der) = &keys[i % keys.len()];
+    SecretKind::PrivateKey {
+        algorithm: *algorithm,
+        value: Some(SecretValue::new(der.clone())),
+    }
+}
+
 /// A secret kind; `X509` issuers are fixed up later.
 fn kind() -> impl Strategy<Value = SecretKind> {
     prop_oneof![
@@ -108,7 +132,11 @@ fn kind() -> impl Strategy<Value = SecretKind> {
         "[ -~]{1,30}".prop_map(|v| SecretKind::Explicit {
             value: SecretValue::new(v.into_bytes())
         }),
-        algorithm().prop_map(|algorithm| SecretKind::PrivateKey { algorithm }),
+        algorithm().prop_map(|algorithm| SecretKind::PrivateKey {
+            algorithm,
+            value: None
+        }),
+        (0usize..2).prop_map(given_key),
         (
             prop::option::of("[A-Za-z0-9 ]{1,20}"),
             prop::option::of(1u64..=3_000_000_000),
@@ -272,6 +300,7 @@ fn session() -> impl Strategy<Value = Session> {
                     if matches!(sec.kind, SecretKind::X509 { .. }) && cas.is_empty() {
                         sec.kind = SecretKind::PrivateKey {
                             algorithm: KeyAlgorithm::Ed25519,
+                            value: None,
                         };
                     }
                     match &mut sec.kind {

@@ -355,7 +355,30 @@ impl V<'_> {
                         self.err(&format!("{p}.value"), "value must be 1 byte to 64 KiB");
                     }
                 }
-                SecretKind::PrivateKey { .. } => {}
+                SecretKind::PrivateKey {
+                    algorithm,
+                    value: Some(v),
+                } => {
+                    let n = v.expose().len();
+                    if n == 0 || n > MAX_EXPLICIT_VALUE {
+                        self.err(&format!("{p}.value"), "value must be 1 byte to 64 KiB");
+                    } else {
+                        match crate::keys::pkcs8_algorithm(v.expose()) {
+                            Err(e) => self.err(&format!("{p}.value"), e.to_string()),
+                            Ok(found) if found != *algorithm => self.err(
+                                &format!("{p}.algorithm"),
+                                format!(
+                                    "the key in `value` is {}, not {} (set `algorithm: {}` or omit it)",
+                                    found.as_str(),
+                                    algorithm.as_str(),
+                                    found.as_str()
+                                ),
+                            ),
+                            Ok(_) => {}
+                        }
+                    }
+                }
+                SecretKind::PrivateKey { value: None, .. } => {}
                 SecretKind::X509Ca {
                     common_name,
                     valid_for,

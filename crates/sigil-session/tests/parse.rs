@@ -94,7 +94,8 @@ fn example_session_parses_with_expected_model() {
     assert_eq!(
         s.secret("tls_key").unwrap().kind,
         SecretKind::PrivateKey {
-            algorithm: KeyAlgorithm::EcdsaP256
+            algorithm: KeyAlgorithm::EcdsaP256,
+            value: None,
         }
     );
     assert_eq!(
@@ -637,7 +638,7 @@ fn secret_key_and_kind_mismatches() {
         .contains("does not apply to kind `x509-ca`"));
     assert!(error_at(&e, "secrets[1].value")
         .message
-        .contains("does not apply to kind `private-key`"));
+        .contains("not a well-formed private key"));
     assert!(error_at(&e, "secrets[2].size")
         .message
         .contains("does not apply to an imported secret"));
@@ -1198,5 +1199,167 @@ fn scone_session_moves_over_with_the_documented_edits() {
             .unwrap()
             .kind,
         Some(ImportKind::Ascii)
+    );
+}
+
+/// A `private-key` secret whose `value` is given in the session.
+fn key_session(value_yaml: &str, extra: &str) -> String {
+    let mut s = String::from("name: t\nsecrets:\n  - name: k\n    kind: private-key\n");
+    s.push_str(extra);
+    s.push_str("    value: |\n");
+    for l in value_yaml.lines() {
+        s.push_str("      ");
+        s.push_str(l);
+        s.push('\n');
+    }
+    s
+}
+
+fn key_of(s: &Session) -> (KeyAlgorithm, Vec<u8>) {
+    match &s.secret("k").unwrap().kind {
+        SecretKind::PrivateKey {
+            algorithm,
+            value: Some(v),
+        } => (*algorithm, v.expose().to_vec()),
+        other => panic!("not a given private key: {other:?}"),
+    }
+}
+
+const RSA2048_PKCS8: &str = include_str!("data/keys/rsa2048-pkcs8.pem");
+const RSA2048_PKCS1: &str = include_str!("data/keys/rsa2048-pkcs1.pem");
+const P384_PKCS8: &str = include_str!("data/keys/p384-pkcs8.pem");
+const P384_SEC1: &str = include_str!("data/keys/p384-sec1.pem");
+const ED25519_PKCS8: &str = include_str!("data/keys/ed25519-pkcs8.pem");
+const RSA1024_PKCS8: &str = include_str!("data/keys/rsa1024-pkcs8.pem");
+
+#[test]
+fn private_key_values_are_normalised_to_pkcs8_and_typed_by_ring() {
+    let rsa8 = parse_ok(&key_session(RSA2048_PKCS8, ""));
+    let rsa1 = parse_ok(&key_session(RSA2048_PKCS1, ""));
+    // Algorithm taken from the key when `algorithm` is omitted.
+    assert_eq!(key_of(&rsa8).0, KeyAlgorithm::Rsa2048);
+    // PKCS#1 is wrapped into the same PKCS#8 bytes openssl wrote.
+    assert_eq!(key_of(&rsa1), key_of(&rsa8));
+    assert_eq!(rsa1.hash(), rsa8.hash());
+    let p8 = parse_ok(&key_session(P384_PKCS8, "    algorithm: P-384\n"));
+    let sec1 = parse_ok(&key_session(P384_SEC1, ""));
+    assert_eq!(key_of(&p8).0, KeyAlgorithm::EcdsaP384);
+    // openssl's SEC1 carries the curve parameters, its PKCS#8 does not: the
+    // same key, two encodings.
+    assert_eq!(key_of(&sec1).0, KeyAlgorithm::EcdsaP384);
+    let ed = parse_ok(&key_session(ED25519_PKCS8, "    algorithm: ed25519\n"));
+    assert_eq!(key_of(&ed).0, KeyAlgorithm::Ed25519);
+
+    // The value is part of the hash; a generated key of the same algorithm
+    // hashes differently; writing and reading back keeps the key and hash.
+    let generated =
+        parse_ok("name: t\nsecrets:\n  - {name: k, kind: private-key, algorithm: rsa-2048}\n");
+    assert_ne!(generated.hash(), rsa8.hash());
+    for s in [&rsa8, &p8, &ed] {
+        let back = parse_ok(&s.to_yaml());
+        assert_eq!(key_of(&back), key_of(s));
+        assert_eq!(back.hash(), s.hash());
+        let red = s.to_yaml_redacted();
+        assert!(red.contains("<redacted>"), "{red}");
+        assert!(!red.contains(&hex::encode(&key_of(s).1[..16])), "{red}");
+        assert!(!format!("{s:?}").contains(&hex::encode(&key_of(s).1[..16])));
+    }
+    // DER given as base64 works too.
+    let der_b64: String = RSA2048_PKCS8
+        .lines()
+        .filter(|l| !l.starts_with("-----"))
+        .collect();
+    let b64 = parse_ok(&format!(
+        "name: t\nsecrets:\n  - {{name: k, kind: private-key, encoding: base64, value: \"{der_b64}\"}}\n"
+    ));
+    assert_eq!(key_of(&b64), key_of(&rsa8));
+}
+
+#[test]
+fn hostile_private_key_values_are_refused_with_one_clear_line() {
+    let cases: Vec<(String, &str, &str)> = vec![
+        // Declared algorithm does not match the key.
+        (
+            key_session(RSA2048_PKCS8, "    algorithm: ecdsa-p256\n"),
+            "secrets[0].algorithm",
+            "the key in `value` is rsa-2048, not ecdsa-p256",
+        ),
+        (
+            key_session(P384_PKCS8, "    algorithm: rsa-3072\n"),
+            "secrets[0].algorithm",
+            "is ecdsa-p384, not rsa-3072",
+        ),
+        (
+            key_session(RSA1024_PKCS8, ""),
+            "secrets[0].value",
+            "RSA key rejected by ring: too small",
+        ),
+        // Truncated base64 body.
+        (
+            key_session(&RSA2048_PKCS8[..RSA2048_PKCS8.len() / 2], ""),
+            "secrets[0].value",
+            "no `-----END PRIVATE KEY-----` line",
+        ),
+        // A byte of the key flipped inside the base64 body.
+        (
+            key_session(&RSA2048_PKCS8.replacen("MII", "MIJ", 1), ""),
+            "secrets[0].value",
+            "private key",
+        ),
+        (
+            key_session("not a key at all", ""),
+            "secrets[0].value",
+            "not a well-formed private key",
+        ),
+        (
+            key_session(
+                &RSA2048_PKCS8.replace("PRIVATE KEY", "ENCRYPTED PRIVATE KEY"),
+                "",
+            ),
+            "secrets[0].value",
+            "encrypted private keys are not supported",
+        ),
+        (
+            key_session(&P384_SEC1.replace("EC PRIVATE KEY", "RSA PRIVATE KEY"), ""),
+            "secrets[0].value",
+            "RSA key rejected by ring",
+        ),
+        (
+            "name: t\nsecrets:\n  - {name: k, kind: private-key, encoding: hex, value: zz}\n"
+                .into(),
+            "secrets[0].value",
+            "not valid hex",
+        ),
+    ];
+    for (yaml, path, needle) in cases {
+        let e = parse_err(&yaml);
+        let err = error_at(&e, path);
+        assert!(
+            err.message.contains(needle),
+            "{path}: {:?} lacks {needle:?}",
+            err.message
+        );
+        assert!(!err.message.contains('\n'));
+        // Never echoes key material.
+        assert!(!err.message.contains("MII"), "{}", err.message);
+    }
+}
+
+#[test]
+fn sessions_built_in_code_check_given_keys_too() {
+    let mut s = parse_ok(&key_session(ED25519_PKCS8, ""));
+    if let SecretKind::PrivateKey { algorithm, .. } = &mut s.secrets[0].kind {
+        *algorithm = KeyAlgorithm::EcdsaP256;
+    }
+    let e = s.validate().unwrap_err();
+    assert!(e.to_string().contains("is ed25519, not ecdsa-p256"), "{e}");
+    s.secrets[0].kind = SecretKind::PrivateKey {
+        algorithm: KeyAlgorithm::Ed25519,
+        value: Some(SecretValue::new(b"garbage".to_vec())),
+    };
+    let e = s.validate().unwrap_err();
+    assert!(
+        e.to_string().contains("not a well-formed private key"),
+        "{e}"
     );
 }
