@@ -57,6 +57,28 @@ struct ServeArgs {
     /// Most concurrent connections.
     #[arg(long, default_value_t = 1024)]
     max_connections: usize,
+    /// `/v1/attest` requests per second allowed per client IP (token bucket
+    /// refill rate; fractions allowed, e.g. 0.5).
+    #[arg(long, default_value_t = 5.0, value_parser = positive_rate)]
+    attest_rate: f64,
+    /// `/v1/attest` burst per client IP (bucket size): requests allowed at
+    /// once before the rate applies.
+    #[arg(long, default_value_t = 20, value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+    attest_burst: u32,
+}
+
+/// A finite rate > 0 and at most 1e6 per second.
+fn positive_rate(s: &str) -> Result<f64, String> {
+    let v: f64 = s
+        .parse()
+        .map_err(|_| format!("`{s}` is not a number (requests per second, e.g. 5 or 0.5)"))?;
+    if v.is_finite() && v > 0.0 && v <= 1e6 {
+        Ok(v)
+    } else {
+        Err(format!(
+            "`{s}` is out of range: the rate must be > 0 and at most 1000000 per second"
+        ))
+    }
 }
 
 #[derive(clap::Args, Debug)]
@@ -199,6 +221,8 @@ fn serve(a: ServeArgs) -> Result<()> {
         ));
         cfg.limits.max_body_bytes = a.max_body_bytes;
         cfg.limits.max_connections = a.max_connections.max(1);
+        cfg.limits.attest_rate_per_sec = a.attest_rate;
+        cfg.limits.attest_burst = a.attest_burst;
         if !a.audit_reader.is_empty() {
             cfg.audit_readers = Some(a.audit_reader.clone());
         }

@@ -1,0 +1,107 @@
+//! `sigil cas serve --attest-rate/--attest-burst`: the per-IP token bucket in
+//! front of `/v1/attest`, configured from the command line of the real binary.
+
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+
+use sigil_client::{CasClient, ClientError, Fingerprint};
+
+const KEY_HEX: &str = "4444444444444444444444444444444444444444444444444444444444444444";
+
+struct Serve(Child);
+
+impl Drop for Serve {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn serve_cmd(data_dir: &Path, extra: &[&str]) -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_sigil"));
+    c.args(["cas", "serve", "--listen", "127.0.0.1:0", "--data-dir"])
+        .arg(data_dir)
+        .args(extra)
+        .env("SIGIL_CAS_MASTER_KEY", KEY_HEX)
+        .env("RUST_LOG", "warn");
+    c
+}
+
+/// Starts `sigil cas serve` with `extra` flags; returns it with its address and pin.
+fn serve(data_dir: &Path, extra: &[&str]) -> (Serve, String, Fingerprint) {
+    let mut child = serve_cmd(data_dir, extra)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("spawn sigil cas serve");
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let (mut addr, mut fp) = (None, None);
+    while addr.is_none() || fp.is_none() {
+        let line = lines.next().expect("serve exited early").unwrap();
+        if let Some(a) = line.strip_prefix("listening on ") {
+            addr = Some(a.to_string());
+        } else if let Some(f) = line.strip_prefix("fingerprint ") {
+            fp = Some(f.parse().unwrap());
+        }
+    }
+    (Serve(child), addr.unwrap(), fp.unwrap())
+}
+
+/// Sends `n` (empty, hence invalid) attest requests; returns the statuses.
+async fn attest_statuses(addr: &str, fp: Fingerprint, n: usize) -> Vec<u16> {
+    let c = CasClient::connect(addr, fp, None).await.unwrap();
+    let mut out = Vec::new();
+    for _ in 0..n {
+        match c.post_json("/v1/attest", &serde_json::json!({})).await {
+            Err(ClientError::Api { status, .. }) => out.push(status),
+            other => panic!("unexpected answer {other:?}"),
+        }
+    }
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn attest_rate_limit_comes_from_the_flags() {
+    let d = tempfile::tempdir().unwrap();
+    // Burst 3, refill far too slow to matter during the test.
+    let (_s, addr, fp) = serve(
+        &d.path().join("a"),
+        &["--attest-burst", "3", "--attest-rate", "0.001"],
+    );
+    // Past the limiter, an empty body is a 400; beyond the burst, 429.
+    assert_eq!(
+        attest_statuses(&addr, fp, 5).await,
+        [400, 400, 400, 429, 429]
+    );
+    // The management API is not limited.
+    let c = CasClient::connect(&addr, fp, None).await.unwrap();
+    assert!(c.health().await.is_ok());
+
+    // Defaults: burst 20.
+    let (_s2, addr2, fp2) = serve(&d.path().join("b"), &["--attest-rate", "0.001"]);
+    let st = attest_statuses(&addr2, fp2, 21).await;
+    assert!(st[..20].iter().all(|s| *s == 400), "{st:?}");
+    assert_eq!(st[20], 429);
+}
+
+#[test]
+fn bad_rate_limit_flags_are_refused_before_starting() {
+    let d = tempfile::tempdir().unwrap();
+    for (flags, needle) in [
+        (&["--attest-rate", "0"][..], "out of range"),
+        (&["--attest-rate=-1"], "out of range"),
+        (&["--attest-rate", "NaN"], "out of range"),
+        (&["--attest-rate", "fast"], "not a number"),
+        (&["--attest-burst", "0"], "--attest-burst"),
+    ] {
+        let out = serve_cmd(&d.path().join("x"), flags).output().unwrap();
+        assert!(!out.status.success(), "{flags:?} accepted");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains(needle), "{flags:?}: {err}");
+        assert!(
+            !d.path().join("x").exists(),
+            "nothing created for {flags:?}"
+        );
+    }
+}
