@@ -8,11 +8,13 @@
 //! well-formed request, accepted or refused, is appended to the audit log
 //! with the claims and the reasons, never the secrets.
 
-use std::sync::OnceLock;
+use std::path::PathBuf;
+use std::sync::Arc;
 
 use bytes::Bytes;
 use hyper::StatusCode;
 use serde_json::{json, Value};
+use sigil_attest::collateral::{CollateralSource, DirCollateral, PccsCollateral};
 use sigil_attest::{Claims, Decision, Evidence, TeeKind, Verifiers};
 use sigil_client::attest::{
     AttestAccepted, AttestRefused, AttestRequest, ATTEST_VERSION, MAX_ATTEST_REQUEST,
@@ -20,46 +22,154 @@ use sigil_client::attest::{
 
 use crate::http::{error, json as json_response, HttpResponse};
 use crate::state::{CasState, ConnInfo};
+use crate::CasError;
 
 /// Environment variable naming the PCCS (or Intel PCS) base URL used to
-/// fetch SGX/TDX collateral. Default: Intel's PCS.
+/// fetch SGX/TDX collateral (fallback for `--pccs-url`).
 pub const ENV_PCCS_URL: &str = "SIGIL_PCCS_URL";
-/// Environment variable naming a directory to cache collateral in.
+/// Environment variable naming a directory to cache fetched collateral in
+/// (fallback for `--collateral-cache`).
 pub const ENV_COLLATERAL_CACHE: &str = "SIGIL_COLLATERAL_CACHE";
+/// Environment variable naming a directory of collateral JSON files used
+/// instead of a PCCS (fallback for `--collateral-dir`).
+pub const ENV_COLLATERAL_DIR: &str = "SIGIL_COLLATERAL_DIR";
+/// Environment variable naming the SEV-SNP VCEK directory (fallback for
+/// `--snp-cert-dir`).
+pub const ENV_SNP_CERT_DIR: &str = "SIGIL_SNP_CERT_DIR";
+/// Environment variable naming a KDS-compatible URL for missing VCEKs
+/// (fallback for `--snp-kds-url`).
+pub const ENV_SNP_KDS_URL: &str = "SIGIL_SNP_KDS_URL";
+/// Where DCAP collateral comes from when nothing is configured.
+pub const DEFAULT_PCCS_URL: &str = "https://api.trustedservices.intel.com";
 
-/// The verifiers of this process: simulation always; SEV-SNP with the
-/// built-in AMD roots; SGX and TDX with DCAP collateral from the PCCS.
-/// Built on first use. A verifier that cannot be constructed is left out
-/// (its evidence is then refused as unsupported, with that reason).
-pub fn default_verifiers() -> &'static Verifiers {
-    static V: OnceLock<Verifiers> = OnceLock::new();
-    V.get_or_init(|| {
-        let mut v = Verifiers::new().with(Box::new(sigil_attest::simulation::SimulationVerifier));
-        match sigil_attest::snp::SnpVerifier::new() {
-            Ok(s) => v = v.with(Box::new(s)),
-            Err(e) => tracing::warn!("SEV-SNP verification unavailable: {e}"),
-        }
-        let base = std::env::var(ENV_PCCS_URL)
-            .unwrap_or_else(|_| "https://api.trustedservices.intel.com".to_string());
-        let cache = std::env::var_os(ENV_COLLATERAL_CACHE).map(std::path::PathBuf::from);
-        match sigil_attest::collateral::PccsCollateral::new(&base, cache) {
-            Ok(src) => {
-                let dcap = std::sync::Arc::new(sigil_attest::dcap::DcapVerifier::new(
-                    std::sync::Arc::new(src),
-                ));
-                v = v
-                    .with(Box::new(sigil_attest::sgx::verifier(dcap.clone())))
-                    .with(Box::new(sigil_attest::tdx::verifier(dcap)));
-            }
-            Err(e) => tracing::warn!("SGX/TDX verification unavailable: {e}"),
-        }
-        v
-    })
+/// Where the attestation verifiers get their collateral. A field left
+/// `None` falls back to its environment variable (see
+/// [`VerifierConfig::with_env_fallbacks`]); `docs/cas-api.md` lists both.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct VerifierConfig {
+    /// SGX/TDX collateral from this PCCS-compatible URL (Intel PCS or a
+    /// PCCS). Default: Intel's PCS, unless `collateral_dir` is set.
+    pub pccs_url: Option<String>,
+    /// SGX/TDX collateral from a directory of JSON files instead of a PCCS
+    /// (air-gapped sites). Exclusive with `pccs_url`.
+    pub collateral_dir: Option<PathBuf>,
+    /// On-disk cache of collateral fetched from the PCCS.
+    pub collateral_cache: Option<PathBuf>,
+    /// SEV-SNP: VCEKs (`<chip_id hex>_<reported_tcb hex>.der`) for reports
+    /// whose evidence carries none; also where fetched VCEKs are kept.
+    pub snp_cert_dir: Option<PathBuf>,
+    /// SEV-SNP: fetch missing VCEKs from this KDS-compatible URL (AMD's is
+    /// `https://kdsintf.amd.com`). Default: no fetching.
+    pub snp_kds_url: Option<String>,
 }
 
-/// Handles one attestation request with the process's verifiers.
+fn env_str(name: &str) -> Option<String> {
+    std::env::var(name).ok().filter(|v| !v.is_empty())
+}
+
+fn env_path(name: &str) -> Option<PathBuf> {
+    std::env::var_os(name)
+        .filter(|v| !v.is_empty())
+        .map(PathBuf::from)
+}
+
+fn check_url(what: &str, url: &str) -> Result<(), CasError> {
+    if url.starts_with("https://") || url.starts_with("http://") {
+        Ok(())
+    } else {
+        Err(CasError::Config(format!(
+            "{what} {:?} is not an http(s) URL",
+            url.chars().take(200).collect::<String>()
+        )))
+    }
+}
+
+impl VerifierConfig {
+    /// Fills every unset field from its environment variable
+    /// (`SIGIL_PCCS_URL`, `SIGIL_COLLATERAL_DIR`, `SIGIL_COLLATERAL_CACHE`,
+    /// `SIGIL_SNP_CERT_DIR`, `SIGIL_SNP_KDS_URL`); set fields win.
+    pub fn with_env_fallbacks(mut self) -> VerifierConfig {
+        // A configured collateral directory replaces the PCCS, so the
+        // PCCS variable is only a fallback when no directory is set at all.
+        if self.collateral_dir.is_none() && self.pccs_url.is_none() {
+            self.collateral_dir = env_path(ENV_COLLATERAL_DIR);
+            if self.collateral_dir.is_none() {
+                self.pccs_url = env_str(ENV_PCCS_URL);
+            }
+        }
+        self.collateral_cache = self
+            .collateral_cache
+            .or_else(|| env_path(ENV_COLLATERAL_CACHE));
+        self.snp_cert_dir = self.snp_cert_dir.or_else(|| env_path(ENV_SNP_CERT_DIR));
+        self.snp_kds_url = self.snp_kds_url.or_else(|| env_str(ENV_SNP_KDS_URL));
+        self
+    }
+
+    /// Builds the verifiers: simulation always; SEV-SNP with the built-in
+    /// AMD roots; SGX and TDX with DCAP collateral from the directory or
+    /// the PCCS. A source that was configured but cannot be used is an
+    /// error (the CAS does not start half-configured).
+    pub fn build(&self) -> Result<Verifiers, CasError> {
+        let cfg = |e: sigil_attest::VerifyError| CasError::Config(e.to_string());
+        let mut v = Verifiers::new().with(Box::new(sigil_attest::simulation::SimulationVerifier));
+
+        let mut snp = sigil_attest::snp::SnpVerifier::new().map_err(cfg)?;
+        if let Some(d) = &self.snp_cert_dir {
+            if !d.is_dir() {
+                return Err(CasError::Config(format!(
+                    "SNP certificate directory {} is not a directory",
+                    d.display()
+                )));
+            }
+            snp = snp.with_cert_dir(d);
+        }
+        if let Some(u) = &self.snp_kds_url {
+            check_url("SNP KDS URL", u)?;
+            snp = snp.with_kds(u.as_str());
+        }
+        v = v.with(Box::new(snp));
+
+        let source: Arc<dyn CollateralSource> = match (&self.collateral_dir, &self.pccs_url) {
+            (Some(_), Some(_)) => {
+                return Err(CasError::Config(
+                    "give either a collateral directory or a PCCS URL, not both".into(),
+                ))
+            }
+            (Some(d), None) => Arc::new(DirCollateral::new(d).map_err(cfg)?),
+            (None, url) => {
+                let url = url.as_deref().unwrap_or(DEFAULT_PCCS_URL);
+                check_url("PCCS URL", url)?;
+                Arc::new(PccsCollateral::new(url, self.collateral_cache.clone()).map_err(cfg)?)
+            }
+        };
+        let dcap = Arc::new(sigil_attest::dcap::DcapVerifier::new(source));
+        Ok(v.with(Box::new(sigil_attest::sgx::verifier(dcap.clone())))
+            .with(Box::new(sigil_attest::tdx::verifier(dcap))))
+    }
+
+    /// One line for the log: where collateral comes from.
+    pub fn describe(&self) -> String {
+        let dcap = match (&self.collateral_dir, &self.pccs_url) {
+            (Some(d), _) => format!("directory {}", d.display()),
+            (None, u) => format!("PCCS {}", u.as_deref().unwrap_or(DEFAULT_PCCS_URL)),
+        };
+        let snp = match (&self.snp_cert_dir, &self.snp_kds_url) {
+            (None, None) => "from the evidence only".to_string(),
+            (d, k) => format!(
+                "from the evidence{}{}",
+                d.as_ref()
+                    .map(|d| format!(", directory {}", d.display()))
+                    .unwrap_or_default(),
+                k.as_ref().map(|k| format!(", KDS {k}")).unwrap_or_default()
+            ),
+        };
+        format!("SGX/TDX collateral: {dcap}; SNP VCEKs: {snp}")
+    }
+}
+
+/// Handles one attestation request with the CAS's verifiers.
 pub fn handle(state: &CasState, conn: &ConnInfo, body: Bytes) -> HttpResponse {
-    handle_with(state, conn, &body, default_verifiers())
+    handle_with(state, conn, &body, &state.verifiers)
 }
 
 /// The measurement the claims carry, hex (what a session rule pins).

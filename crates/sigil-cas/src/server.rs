@@ -96,6 +96,9 @@ pub struct Config {
     pub clock: Arc<dyn Clock>,
     /// Serve `DATA_DIR/admin.sock` (backups while running).
     pub admin_socket: bool,
+    /// Collateral sources of the attestation verifiers; unset fields fall
+    /// back to environment variables.
+    pub verifiers: crate::attest_api::VerifierConfig,
 }
 
 impl Config {
@@ -109,6 +112,7 @@ impl Config {
             audit_readers: None,
             clock: Arc::new(SystemClock),
             admin_socket: true,
+            verifiers: Default::default(),
         }
     }
 }
@@ -302,6 +306,10 @@ impl Server {
     /// its identity, binds, writes `cas.json`, and serves until
     /// [`RunningServer::shutdown`].
     pub async fn start(config: Config) -> Result<RunningServer, CasError> {
+        // Verifier configuration first: a bad one creates nothing.
+        let vcfg = config.verifiers.clone().with_env_fallbacks();
+        let verifiers = Arc::new(vcfg.build()?);
+        tracing::info!("attestation: {}", vcfg.describe());
         let dd = config.data_dir.clone();
         let ks = config.master_key.clone();
         let (store, key) =
@@ -344,6 +352,7 @@ impl Server {
             ),
             fingerprint,
             audit_readers: config.audit_readers.clone(),
+            verifiers,
         });
         state.append_audit(
             "cas",

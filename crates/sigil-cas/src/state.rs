@@ -94,6 +94,8 @@ pub struct CasState {
     pub fingerprint: Fingerprint,
     /// Who may read the audit log (`None`: any authenticated client).
     pub audit_readers: Option<Vec<Fingerprint>>,
+    /// The attestation verifiers (built at start from [`crate::Config::verifiers`]).
+    pub verifiers: Arc<sigil_attest::Verifiers>,
 }
 
 impl std::fmt::Debug for CasState {

@@ -24,7 +24,7 @@ pub struct Args {
 #[derive(clap::Subcommand, Debug)]
 enum Command {
     /// Run the CAS (HTTPS) on a data directory.
-    Serve(ServeArgs),
+    Serve(Box<ServeArgs>),
     /// Write a consistent copy of the store to a new file (works while the CAS runs).
     Backup(BackupArgs),
     /// Restore a backup into a new data directory.
@@ -65,6 +65,26 @@ struct ServeArgs {
     /// once before the rate applies.
     #[arg(long, default_value_t = 20, value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
     attest_burst: u32,
+    /// SGX/TDX collateral from this PCCS-compatible URL (Intel PCS or a
+    /// local PCCS). Default: $SIGIL_PCCS_URL, else Intel's PCS.
+    #[arg(long, conflicts_with = "collateral_dir")]
+    pccs_url: Option<String>,
+    /// SGX/TDX collateral from a directory of JSON files instead of a PCCS
+    /// (air-gapped). Default: $SIGIL_COLLATERAL_DIR.
+    #[arg(long)]
+    collateral_dir: Option<PathBuf>,
+    /// Cache directory for collateral fetched from the PCCS.
+    /// Default: $SIGIL_COLLATERAL_CACHE.
+    #[arg(long)]
+    collateral_cache: Option<PathBuf>,
+    /// SEV-SNP VCEKs (`<chip_id hex>_<reported_tcb hex>.der`) for evidence
+    /// that carries none; fetched VCEKs are kept there. Default: $SIGIL_SNP_CERT_DIR.
+    #[arg(long)]
+    snp_cert_dir: Option<PathBuf>,
+    /// Fetch missing SEV-SNP VCEKs from this KDS-compatible URL (AMD's is
+    /// https://kdsintf.amd.com). Default: $SIGIL_SNP_KDS_URL, else no fetching.
+    #[arg(long)]
+    snp_kds_url: Option<String>,
 }
 
 /// A finite rate > 0 and at most 1e6 per second.
@@ -159,7 +179,7 @@ impl CasArgs {
 /// Runs `sigil cas`.
 pub fn run(args: Args) -> Result<()> {
     match args.command {
-        Command::Serve(a) => serve(a),
+        Command::Serve(a) => serve(*a),
         Command::Backup(a) => {
             let stats = sigil_cas::backup(&a.data_dir, &a.out)?;
             println!(
@@ -223,6 +243,13 @@ fn serve(a: ServeArgs) -> Result<()> {
         cfg.limits.max_connections = a.max_connections.max(1);
         cfg.limits.attest_rate_per_sec = a.attest_rate;
         cfg.limits.attest_burst = a.attest_burst;
+        cfg.verifiers = sigil_cas::attest_api::VerifierConfig {
+            pccs_url: a.pccs_url.clone(),
+            collateral_dir: a.collateral_dir.clone(),
+            collateral_cache: a.collateral_cache.clone(),
+            snp_cert_dir: a.snp_cert_dir.clone(),
+            snp_kds_url: a.snp_kds_url.clone(),
+        };
         if !a.audit_reader.is_empty() {
             cfg.audit_readers = Some(a.audit_reader.clone());
         }

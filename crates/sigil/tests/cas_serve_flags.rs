@@ -1,5 +1,6 @@
-//! `sigil cas serve --attest-rate/--attest-burst`: the per-IP token bucket in
-//! front of `/v1/attest`, configured from the command line of the real binary.
+//! `sigil cas serve` flags through the real binary: `--attest-rate` and
+//! `--attest-burst` (the per-IP token bucket in front of `/v1/attest`), and
+//! the attestation verifiers' collateral sources.
 
 use std::io::{BufRead, BufReader};
 use std::path::Path;
@@ -104,4 +105,58 @@ fn bad_rate_limit_flags_are_refused_before_starting() {
             "nothing created for {flags:?}"
         );
     }
+}
+
+#[test]
+fn verifier_flags_are_checked_before_anything_is_created() {
+    let d = tempfile::tempdir().unwrap();
+    let missing = d.path().join("missing");
+    let file = d.path().join("file");
+    std::fs::write(&file, b"x").unwrap();
+    let m = missing.to_str().unwrap();
+    let f = file.to_str().unwrap();
+    let here = d.path().to_str().unwrap();
+    for (flags, needle) in [
+        (vec!["--collateral-dir", m], "missing"),
+        (
+            vec!["--collateral-dir", here, "--pccs-url", "http://127.0.0.1:1"],
+            "cannot be used with",
+        ),
+        (vec!["--pccs-url", "pccs.example"], "is not an http(s) URL"),
+        (
+            vec!["--collateral-dir", here, "--snp-cert-dir", f],
+            "is not a directory",
+        ),
+        (
+            vec!["--collateral-dir", here, "--snp-kds-url", "kds"],
+            "SNP KDS URL",
+        ),
+    ] {
+        let out = serve_cmd(&d.path().join("x"), &flags)
+            .env_remove("SIGIL_PCCS_URL")
+            .env_remove("SIGIL_COLLATERAL_DIR")
+            .output()
+            .unwrap();
+        assert!(!out.status.success(), "{flags:?} accepted");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains(needle), "{flags:?}: {err}");
+        assert!(
+            !d.path().join("x").exists(),
+            "nothing created for {flags:?}"
+        );
+    }
+    // Good directories: it starts.
+    let certs = d.path().join("certs");
+    std::fs::create_dir(&certs).unwrap();
+    let (_s, _addr, _fp) = serve(
+        &d.path().join("ok"),
+        &[
+            "--collateral-dir",
+            here,
+            "--snp-cert-dir",
+            certs.to_str().unwrap(),
+            "--snp-kds-url",
+            "http://127.0.0.1:1",
+        ],
+    );
 }
