@@ -123,7 +123,14 @@ impl<'n> Fields<'n> {
     }
 }
 
-fn fields<'n>(cx: &mut Cx, node: &'n Node, path: &str, allowed: &[&str]) -> Option<Fields<'n>> {
+/// The entries of a mapping with their (scalar) keys; anything else is an
+/// error at `path`. Non-scalar keys and invalid nodes were refused by the
+/// YAML reader already.
+fn mapping<'n>(
+    cx: &mut Cx,
+    node: &'n Node,
+    path: &str,
+) -> Option<impl Iterator<Item = (&'n String, &'n Node, &'n Node)>> {
     cx.at(path, node);
     let Kind::Map(entries) = &node.kind else {
         if !matches!(node.kind, Kind::Invalid) {
@@ -135,11 +142,16 @@ fn fields<'n>(cx: &mut Cx, node: &'n Node, path: &str, allowed: &[&str]) -> Opti
         }
         return None;
     };
+    Some(entries.iter().filter_map(|(k, v)| match &k.kind {
+        Kind::Scalar { value, .. } => Some((value, k, v)),
+        _ => None,
+    }))
+}
+
+fn fields<'n>(cx: &mut Cx, node: &'n Node, path: &str, allowed: &[&str]) -> Option<Fields<'n>> {
+    let entries = mapping(cx, node, path)?;
     let mut out = Vec::new();
-    for (k, v) in entries {
-        let Kind::Scalar { value: key, .. } = &k.kind else {
-            continue; // refused by the YAML reader already
-        };
+    for (key, k, v) in entries {
         if allowed.contains(&key.as_str()) {
             out.push((key.as_str(), k.pos, v));
         } else {
@@ -542,25 +554,15 @@ fn command(cx: &mut Cx, node: &Node, path: &str) -> Option<Vec<String>> {
 }
 
 fn environment(cx: &mut Cx, node: &Node, path: &str) -> BTreeMap<String, String> {
-    cx.at(path, node);
     let mut out = BTreeMap::new();
     if node.is_null() {
+        cx.at(path, node);
         return out;
     }
-    let Kind::Map(entries) = &node.kind else {
-        if !matches!(node.kind, Kind::Invalid) {
-            cx.err(
-                path,
-                node.pos,
-                format!("expected a mapping, found {}", node.type_name()),
-            );
-        }
+    let Some(entries) = mapping(cx, node, path) else {
         return out;
     };
-    for (k, v) in entries {
-        let Kind::Scalar { value: key, .. } = &k.kind else {
-            continue;
-        };
+    for (key, k, v) in entries {
         let p = key_path(path, key);
         cx.at(&format!("{p}#key"), k);
         if let Some(val) = string(cx, v, &p) {
@@ -707,16 +709,11 @@ fn secret(cx: &mut Cx, node: &Node, path: &str) -> Option<Secret> {
         (Some("x509"), ..) => &["algorithm", "common_name", "issuer", "dns", "valid_for"],
         _ => KEYS,
     };
-    for key in [
-        "size",
-        "value",
-        "encoding",
-        "algorithm",
-        "common_name",
-        "issuer",
-        "dns",
-        "valid_for",
-    ] {
+    let kind_specific = KEYS
+        .iter()
+        .copied()
+        .filter(|k| !matches!(*k, "name" | "kind" | "export" | "import"));
+    for key in kind_specific {
         if f.has(key) && !kind_keys.contains(&key) {
             let what = if f.has("import") {
                 "an imported secret".to_owned()
