@@ -1,6 +1,7 @@
 //! Single-core throughput of the in-memory chunk codec (AES-256-GCM STREAM
-//! and GMAC), 64 KiB chunks. Prints MB/s (10^6 bytes per second); run by
-//! `bench/fs.sh`, which prints OpenSSL's figure beside it.
+//! and the authenticated region's tags), 64 KiB chunks. Prints MB/s (10^6
+//! bytes per second); run by `bench/fs.sh`, which prints OpenSSL's figure
+//! beside it.
 //!
 //! `cargo bench -p sigil-fs --bench codec [-- MIB [CHUNK]]`
 

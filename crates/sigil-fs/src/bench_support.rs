@@ -1,7 +1,7 @@
 //! The in-memory chunk codec, exposed only for the `codec` benchmark
 //! (`benches/codec.rs`). Not a stable API.
 
-use crate::crypto::FileCrypto;
+use crate::crypto::{FileCrypto, FileKeys};
 use crate::format::{FileHeader, Layout, TAG_LEN};
 use crate::{FsError, Region, VolumeKey};
 
@@ -28,7 +28,7 @@ impl Codec {
         };
         let layout = header.layout().map_err(FsError::InvalidOptions)?;
         Ok(Codec {
-            fc: FileCrypto::new(key, &header, path)?,
+            fc: FileCrypto::new(&FileKeys::new(key), &header, path)?,
             layout,
         })
     }

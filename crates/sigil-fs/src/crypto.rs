@@ -1,6 +1,8 @@
 //! Key derivation and the per-chunk STREAM construction (FORMAT.md §3).
 //! All primitives come from `ring`.
 
+use std::cell::RefCell;
+
 use ring::aead::{Aad, LessSafeKey, Nonce, Tag, UnboundKey, AES_256_GCM};
 use ring::{digest, hkdf};
 use zeroize::Zeroize;
@@ -19,12 +21,20 @@ impl hkdf::KeyType for Len {
     }
 }
 
-fn derive(vk: &VolumeKey, info: &[&[u8]], out: &mut [u8]) -> Result<(), FsError> {
-    hkdf::Salt::new(hkdf::HKDF_SHA256, HKDF_SALT)
-        .extract(vk.as_bytes())
-        .expand(info, Len(out.len()))
+fn derive(prk: &hkdf::Prk, info: &[&[u8]], out: &mut [u8]) -> Result<(), FsError> {
+    prk.expand(info, Len(out.len()))
         .and_then(|okm| okm.fill(out))
         .map_err(|_| FsError::Crypto("key derivation failed"))
+}
+
+/// HKDF-Extract(salt "sigil-fs/v1", volume key): done once per volume, so
+/// that each file only pays for HKDF-Expand.
+pub(crate) struct FileKeys(hkdf::Prk);
+
+impl FileKeys {
+    pub(crate) fn new(vk: &VolumeKey) -> Self {
+        FileKeys(hkdf::Salt::new(hkdf::HKDF_SHA256, HKDF_SALT).extract(vk.as_bytes()))
+    }
 }
 
 fn aead_key(bytes: &[u8]) -> Result<LessSafeKey, FsError> {
@@ -49,12 +59,12 @@ impl FileCrypto {
     /// Derives the file key: HKDF-SHA256(salt "sigil-fs/v1", ikm volume key,
     /// info "sigil-fs/v1/file" || header || SHA-256(path)) -> 32-byte key ||
     /// 7-byte nonce prefix.
-    pub(crate) fn new(vk: &VolumeKey, header: &FileHeader, path: &[u8]) -> Result<Self, FsError> {
+    pub(crate) fn new(keys: &FileKeys, header: &FileHeader, path: &[u8]) -> Result<Self, FsError> {
         let mut aad = [0u8; FILE_AAD_LEN];
         aad[..HEADER_LEN].copy_from_slice(&header.encode());
         aad[HEADER_LEN..].copy_from_slice(digest::digest(&digest::SHA256, path).as_ref());
         let mut okm = [0u8; 39];
-        derive(vk, &[INFO_FILE, &aad], &mut okm)?;
+        derive(&keys.0, &[INFO_FILE, &aad], &mut okm)?;
         let key = aead_key(&okm[..32]);
         let mut prefix = [0u8; 7];
         prefix.copy_from_slice(&okm[32..]);
@@ -77,7 +87,8 @@ impl FileCrypto {
     }
 
     /// Seals chunk `i` in place (encrypted region) or authenticates it
-    /// (authenticated region: GMAC with the chunk as AAD); returns the tag.
+    /// (authenticated region: the chunk stays clear, see [`Self::auth_tag`]);
+    /// returns the tag.
     pub(crate) fn seal_chunk(
         &self,
         i: u64,
@@ -85,24 +96,42 @@ impl FileCrypto {
         chunk: &mut [u8],
     ) -> Result<[u8; TAG_LEN], FsError> {
         let nonce = self.nonce(i, last);
-        let tag = match self.region {
-            Region::Authenticated => {
-                self.key
-                    .seal_in_place_separate_tag(nonce, Aad::from(&*chunk), &mut [])
-            }
-            _ => self
-                .key
-                .seal_in_place_separate_tag(nonce, Aad::from(&self.aad), chunk),
+        if self.region == Region::Authenticated {
+            return self.auth_tag(nonce, chunk);
         }
-        .map_err(|_| FsError::Crypto("chunk too large for AES-GCM"))?;
+        let tag = self
+            .key
+            .seal_in_place_separate_tag(nonce, Aad::from(&self.aad), chunk)
+            .map_err(|_| FsError::Crypto("chunk too large for AES-GCM"))?;
         let mut t = [0u8; TAG_LEN];
         t.copy_from_slice(tag.as_ref());
         Ok(t)
     }
 
+    /// Tag of an authenticated (clear) chunk: the tag of its AES-256-GCM
+    /// encryption under the same key, nonce and AAD as an encrypted chunk;
+    /// the ciphertext is made in a scratch buffer and thrown away
+    /// (FORMAT.md §3). Much faster in `ring` than GMAC with the chunk as
+    /// AAD, whose AAD path hashes one block at a time.
+    fn auth_tag(&self, nonce: Nonce, chunk: &[u8]) -> Result<[u8; TAG_LEN], FsError> {
+        SCRATCH.with(|cell| {
+            let mut scratch = cell.borrow_mut();
+            scratch.clear();
+            scratch.extend_from_slice(chunk);
+            let tag = self
+                .key
+                .seal_in_place_separate_tag(nonce, Aad::from(&self.aad), &mut scratch[..])
+                .map_err(|_| FsError::Crypto("chunk too large for AES-GCM"))?;
+            let mut t = [0u8; TAG_LEN];
+            t.copy_from_slice(tag.as_ref());
+            Ok(t)
+        })
+    }
+
     /// Verifies chunk `i` and decrypts it in place (encrypted region) or
-    /// only verifies it (authenticated). `Err(())` means authentication
-    /// failed; the caller names the file and chunk.
+    /// only verifies it (authenticated: recomputes the tag and compares in
+    /// constant time). `Err(())` means authentication failed; the caller
+    /// names the file and chunk.
     pub(crate) fn open_chunk(
         &self,
         i: u64,
@@ -110,28 +139,33 @@ impl FileCrypto {
         chunk: &mut [u8],
         tag: &[u8],
     ) -> Result<(), ()> {
+        let nonce = self.nonce(i, last);
+        if self.region == Region::Authenticated {
+            let expected = self.auth_tag(nonce, chunk).map_err(|_| ())?;
+            return if bool::from(subtle::ConstantTimeEq::ct_eq(&expected[..], tag)) {
+                Ok(())
+            } else {
+                Err(())
+            };
+        }
         let mut t = [0u8; TAG_LEN];
         t.copy_from_slice(tag);
-        let tag = Tag::from(t);
-        let nonce = self.nonce(i, last);
-        let r = match self.region {
-            Region::Authenticated => self
-                .key
-                .open_in_place_separate_tag(nonce, Aad::from(&*chunk), tag, &mut [], 0..)
-                .map(|_| ()),
-            _ => self
-                .key
-                .open_in_place_separate_tag(nonce, Aad::from(&self.aad), tag, chunk, 0..)
-                .map(|_| ()),
-        };
-        r.map_err(|_| ())
+        self.key
+            .open_in_place_separate_tag(nonce, Aad::from(&self.aad), Tag::from(t), chunk, 0..)
+            .map(|_| ())
+            .map_err(|_| ())
     }
+}
+
+thread_local! {
+    /// Scratch for the throw-away ciphertext of authenticated chunks.
+    static SCRATCH: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
 }
 
 /// The manifest key: HKDF(volume key, info "sigil-fs/v1/manifest" || salt).
 fn manifest_key(vk: &VolumeKey, salt: &[u8]) -> Result<LessSafeKey, FsError> {
     let mut okm = [0u8; 32];
-    derive(vk, &[INFO_MANIFEST, salt], &mut okm)?;
+    derive(&FileKeys::new(vk).0, &[INFO_MANIFEST, salt], &mut okm)?;
     let k = aead_key(&okm);
     okm.zeroize();
     k

@@ -4,7 +4,7 @@
 //! A volume is a directory with a sealed manifest (`manifest.sigil`) and one
 //! sealed file per regular file (`data/<file id>`). Files are protected by
 //! region (longest path prefix): [`Region::Encrypted`] (AES-256-GCM STREAM),
-//! [`Region::Authenticated`] (clear, GMAC per chunk) or [`Region::Plain`]
+//! [`Region::Authenticated`] (clear, an AES-GCM tag per chunk) or [`Region::Plain`]
 //! (clear, unprotected content). The manifest is encrypted and
 //! authenticated; its SHA-256 is the [`VolumeTag`] that the CAS hands to the
 //! launcher, so a tampered, swapped or older volume does not open.

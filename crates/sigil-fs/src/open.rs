@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use rayon::prelude::*;
 
-use crate::crypto::{self, FileCrypto, ManifestOpenError, TagDigest};
+use crate::crypto::{self, FileCrypto, FileKeys, ManifestOpenError, TagDigest};
 use crate::format::{
     FileHeader, Layout, Manifest, RawEntry, RawKind, HEADER_LEN, MANIFEST_HEADER_LEN,
     MAX_MANIFEST_LEN, TAG_LEN,
@@ -75,7 +75,7 @@ pub struct VerifyReport {
 /// lazily: each chunk is verified when it is read.
 pub struct Volume {
     root: PathBuf,
-    key: VolumeKey,
+    keys: FileKeys,
     manifest: Manifest,
     entries: Vec<Entry>,
 }
@@ -155,7 +155,7 @@ impl Volume {
             .collect();
         Ok(Volume {
             root,
-            key: key.clone(),
+            keys: FileKeys::new(key),
             manifest,
             entries,
         })
@@ -312,7 +312,7 @@ impl SealedFile {
             };
             return Err(ff(why));
         }
-        let fc = FileCrypto::new(&vol.key, &header, &e.path)?;
+        let fc = FileCrypto::new(&vol.keys, &header, &e.path)?;
         Ok(SealedFile {
             path,
             blob,

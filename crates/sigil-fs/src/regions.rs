@@ -13,7 +13,7 @@ use crate::FsError;
 pub enum Region {
     /// Confidential and integrity-protected (AES-256-GCM per chunk).
     Encrypted,
-    /// Stored in clear, integrity-protected (GMAC per chunk).
+    /// Stored in clear, integrity-protected (an AES-GCM tag per chunk).
     Authenticated,
     /// Stored in clear, not protected: the host may read and change its
     /// content (its path, type and mode are still in the sealed manifest).

@@ -10,10 +10,10 @@ use std::path::{Path, PathBuf};
 
 use rayon::prelude::*;
 
-use crate::crypto::{self, FileCrypto, TagDigest};
+use crate::crypto::{self, FileCrypto, FileKeys, TagDigest};
 use crate::format::{
-    check_chunk_size, check_path, FileHeader, Layout, Manifest, RawEntry, RawKind, MAX_ENTRIES,
-    MAX_LINK_LEN, MODE_MASK, TAG_LEN,
+    check_chunk_size, check_path, FileHeader, Layout, Manifest, RawEntry, RawKind, HEADER_LEN,
+    MAX_ENTRIES, MAX_LINK_LEN, MODE_MASK, TAG_LEN,
 };
 use crate::{
     blob_path, manifest_path, prepare_empty_dir, FsError, Region, Regions, SealOptions, Sealed,
@@ -85,9 +85,8 @@ fn seal_inner(
             reason: "source is not a directory".into(),
         });
     }
-    let mut scanned = Vec::new();
-    scan(src, &mut Vec::new(), &mut scanned)?;
-    scanned.sort_by(|a, b| a.rel.cmp(&b.rel));
+    let mut scanned = scan_tree(src)?;
+    scanned.sort_unstable_by(|a, b| a.rel.cmp(&b.rel));
 
     // A hard-linked file is stored once, under its first path, with the
     // strongest region of all its paths.
@@ -134,18 +133,18 @@ fn seal_inner(
                         .unwrap_or_else(|| regions.region_of_bytes(&s.rel)),
                     None => regions.region_of_bytes(&s.rel),
                 };
-                let mut file_id = [0u8; 16];
-                crypto::random(&mut file_id)?;
+                // The random file id is filled in below, for all files
+                // with one call to the random generator.
                 jobs.push(Job {
                     entry: index,
                     src: s.abs,
                     region,
-                    file_id,
+                    file_id: [0; 16],
                 });
                 RawKind::File {
                     region,
                     size,
-                    file_id,
+                    file_id: [0; 16],
                     digest: [0; 32],
                 }
             }
@@ -166,14 +165,27 @@ fn seal_inner(
         });
     }
 
+    let mut ids = vec![0u8; 16 * jobs.len()];
+    crypto::random(&mut ids)?;
+    for (j, id) in jobs.iter_mut().zip(ids.chunks_exact(16)) {
+        j.file_id.copy_from_slice(id);
+        if let RawKind::File { file_id, .. } = &mut entries[j.entry].kind {
+            *file_id = j.file_id;
+        }
+    }
+    // Large files first: their batches spread over all threads while the
+    // many small files fill the gaps at the end.
+    jobs.sort_by_key(|j| std::cmp::Reverse(entries_size(&entries[j.entry])));
+
     prepare_empty_dir(dst)?;
     let data = dst.join(DATA_DIR);
     fs::create_dir(&data).map_err(|e| FsError::io("create directory", &data, e))?;
 
+    let keys = FileKeys::new(key);
     let results: Vec<(usize, u64, [u8; 32])> = jobs
         .par_iter()
         .map(|j| {
-            let (size, digest) = seal_file(j, &entries[j.entry].path, dst, chunk_size, key)?;
+            let (size, digest) = seal_file(j, &entries[j.entry].path, dst, chunk_size, &keys)?;
             Ok((j.entry, size, digest))
         })
         .collect::<Result<_, FsError>>()?;
@@ -225,24 +237,57 @@ struct Scanned {
     kind: ScanKind,
 }
 
-fn scan(dir: &Path, rel: &mut Vec<u8>, out: &mut Vec<Scanned>) -> Result<(), FsError> {
+fn entries_size(e: &RawEntry) -> u64 {
+    match e.kind {
+        RawKind::File { size, .. } => size,
+        _ => 0,
+    }
+}
+
+/// Lists the tree under `src`, one directory level at a time with the
+/// directories of a level read in parallel (no recursion, so any depth the
+/// path limit allows is fine).
+fn scan_tree(src: &Path) -> Result<Vec<Scanned>, FsError> {
+    let mut out = Vec::new();
+    let mut level = vec![(src.to_path_buf(), Vec::new())];
+    while !level.is_empty() {
+        let listed: Vec<Vec<Scanned>> = level
+            .par_iter()
+            .map(|(abs, rel)| scan_dir(abs, rel))
+            .collect::<Result<_, _>>()?;
+        level = Vec::new();
+        for s in listed.into_iter().flatten() {
+            if matches!(s.kind, ScanKind::Dir) {
+                level.push((s.abs.clone(), s.rel.clone()));
+            }
+            out.push(s);
+        }
+    }
+    Ok(out)
+}
+
+fn scan_dir(dir: &Path, parent: &[u8]) -> Result<Vec<Scanned>, FsError> {
     let rd = fs::read_dir(dir).map_err(|e| FsError::io("read directory", dir, e))?;
+    let mut out = Vec::new();
     for ent in rd {
         let ent = ent.map_err(|e| FsError::io("read directory", dir, e))?;
         let abs = ent.path();
         let name = ent.file_name();
-        let old = rel.len();
+        let mut rel = Vec::with_capacity(parent.len() + 1 + name.len());
+        rel.extend_from_slice(parent);
         if !rel.is_empty() {
             rel.push(b'/');
         }
         rel.extend_from_slice(name.as_bytes());
-        if let Err(reason) = check_path(rel) {
+        if let Err(reason) = check_path(&rel) {
             return Err(FsError::Unsupported {
                 path: abs,
                 reason: reason.into(),
             });
         }
-        let meta = fs::symlink_metadata(&abs).map_err(|e| FsError::io("stat", &abs, e))?;
+        // lstat relative to the open directory (does not follow symlinks,
+        // no walk of the whole path).
+        let meta = ent.metadata().map_err(|e| FsError::io("stat", &abs, e))?;
         let ft = meta.file_type();
         let mode = meta.mode() & MODE_MASK;
         let kind = if ft.is_dir() {
@@ -269,10 +314,9 @@ fn scan(dir: &Path, rel: &mut Vec<u8>, out: &mut Vec<Scanned>) -> Result<(), FsE
                 reason: "not a regular file, directory or symlink (devices, FIFOs and sockets cannot be sealed)".into(),
             });
         };
-        let is_dir = matches!(kind, ScanKind::Dir);
         out.push(Scanned {
-            rel: rel.clone(),
-            abs: abs.clone(),
+            rel,
+            abs,
             mode: if matches!(kind, ScanKind::Symlink(_)) {
                 0
             } else {
@@ -280,12 +324,8 @@ fn scan(dir: &Path, rel: &mut Vec<u8>, out: &mut Vec<Scanned>) -> Result<(), FsE
             },
             kind,
         });
-        if is_dir {
-            scan(&abs, rel, out)?;
-        }
-        rel.truncate(old);
     }
-    Ok(())
+    Ok(out)
 }
 
 use std::os::unix::ffi::OsStringExt;
@@ -308,13 +348,18 @@ pub(crate) fn open_nofollow(path: &Path) -> Result<File, FsError> {
         .map_err(|e| FsError::io("open", path, e))
 }
 
+/// Plaintext bytes sealed per read/encrypt/write step inside a batch:
+/// small enough that the buffer stays in the core's L2 cache between the
+/// read, the encryption and the write (at least one chunk).
+const PIECE_BYTES: u64 = 256 << 10;
+
 /// Seals one file; returns its size (as read) and the digest of its sealed form.
 fn seal_file(
     job: &Job,
     rel: &[u8],
     dst: &Path,
     chunk_size: u32,
-    key: &VolumeKey,
+    keys: &FileKeys,
 ) -> Result<(u64, [u8; 32]), FsError> {
     let src = open_nofollow(&job.src)?;
     let meta = src
@@ -346,24 +391,30 @@ fn seal_file(
         reason,
     })?;
     let hbytes = header.encode();
-    let fc = FileCrypto::new(key, &header, rel)?;
-    out.set_len(layout.sealed_len)
-        .map_err(|e| FsError::io("resize", &blob, e))?;
-    out.write_all_at(&hbytes, 0)
-        .map_err(|e| FsError::io("write", &blob, e))?;
+    let fc = FileCrypto::new(keys, &header, rel)?;
     let per_batch = (BATCH_BYTES / layout.chunk_size).max(1);
     let batches = layout.chunks.div_ceil(per_batch);
-    let run = |b: u64| {
-        let first = b * per_batch;
-        let end = (first + per_batch).min(layout.chunks);
-        seal_batch(&layout, &fc, &src, &job.src, &out, &blob, first, end)
+    let io = SealIo {
+        layout: &layout,
+        fc: &fc,
+        header: &hbytes,
+        src: &src,
+        src_path: &job.src,
+        out: &out,
+        blob: &blob,
     };
     let tags: Vec<Vec<[u8; TAG_LEN]>> = if batches == 1 {
-        vec![run(0)?]
+        // The common small file: header and chunks in one write, no resize.
+        vec![io.seal_range(0, layout.chunks)?]
     } else {
+        out.set_len(layout.sealed_len)
+            .map_err(|e| FsError::io("resize", &blob, e))?;
         (0..batches)
             .into_par_iter()
-            .map(run)
+            .map(|b| {
+                let first = b * per_batch;
+                io.seal_range(first, (first + per_batch).min(layout.chunks))
+            })
             .collect::<Result<_, _>>()?
     };
     let mut d = TagDigest::new(&hbytes);
@@ -373,43 +424,68 @@ fn seal_file(
     Ok((size, d.finish()))
 }
 
-#[allow(clippy::too_many_arguments)]
-fn seal_batch(
-    layout: &Layout,
-    fc: &FileCrypto,
-    src: &File,
-    src_path: &Path,
-    out: &File,
-    blob: &Path,
-    first: u64,
-    end: u64,
-) -> Result<Vec<[u8; TAG_LEN]>, FsError> {
-    let start = layout.sealed_offset(first);
-    let total = if end == layout.chunks {
-        layout.sealed_len - start
-    } else {
-        layout.sealed_offset(end) - start
-    } as usize;
-    BUF.with(|cell| {
-        let mut buf = cell.borrow_mut();
-        if buf.len() < total {
-            buf.resize(total, 0);
-        }
+/// What sealing one file's chunks needs.
+struct SealIo<'a> {
+    layout: &'a Layout,
+    fc: &'a FileCrypto,
+    header: &'a [u8; HEADER_LEN],
+    src: &'a File,
+    src_path: &'a Path,
+    out: &'a File,
+    blob: &'a Path,
+}
+
+impl SealIo<'_> {
+    /// Seals chunks `first..end`, in pieces of about `PIECE_BYTES`: one
+    /// positional read per chunk into the thread's buffer, encryption in
+    /// place, one positional write per piece (the piece holding chunk 0
+    /// starts with the header). Returns the tags.
+    fn seal_range(&self, first: u64, end: u64) -> Result<Vec<[u8; TAG_LEN]>, FsError> {
+        let layout = self.layout;
+        let per_piece = (PIECE_BYTES / layout.chunk_size).max(1);
         let mut tags = Vec::with_capacity((end - first) as usize);
-        let mut pos = 0usize;
-        for i in first..end {
-            let (off, len) = layout.plain_range(i);
-            let chunk = &mut buf[pos..pos + len];
-            src.read_exact_at(chunk, off).map_err(|e| {
-                FsError::io("read (did the file shrink while sealing?)", src_path, e)
-            })?;
-            let tag = fc.seal_chunk(i, i + 1 == layout.chunks, chunk)?;
-            buf[pos + len..pos + len + TAG_LEN].copy_from_slice(&tag);
-            tags.push(tag);
-            pos += len + TAG_LEN;
-        }
-        out.write_all_at(&buf[..total], start)
-            .map_err(|e| FsError::io("write", blob, e))?;
-        Ok(tags)
-    })
+        BUF.with(|cell| {
+            let mut buf = cell.borrow_mut();
+            let mut i = first;
+            while i < end {
+                let stop = (i + per_piece).min(end);
+                let (start, mut pos) = if i == 0 {
+                    (0, HEADER_LEN)
+                } else {
+                    (layout.sealed_offset(i), 0)
+                };
+                let total = if stop == layout.chunks {
+                    layout.sealed_len - start
+                } else {
+                    layout.sealed_offset(stop) - start
+                } as usize;
+                if buf.len() < total {
+                    buf.resize(total, 0);
+                }
+                if i == 0 {
+                    buf[..HEADER_LEN].copy_from_slice(self.header);
+                }
+                for c in i..stop {
+                    let (off, len) = layout.plain_range(c);
+                    let chunk = &mut buf[pos..pos + len];
+                    self.src.read_exact_at(chunk, off).map_err(|e| {
+                        FsError::io(
+                            "read (did the file shrink while sealing?)",
+                            self.src_path,
+                            e,
+                        )
+                    })?;
+                    let tag = self.fc.seal_chunk(c, c + 1 == layout.chunks, chunk)?;
+                    buf[pos + len..pos + len + TAG_LEN].copy_from_slice(&tag);
+                    tags.push(tag);
+                    pos += len + TAG_LEN;
+                }
+                self.out
+                    .write_all_at(&buf[..total], start)
+                    .map_err(|e| FsError::io("write", self.blob, e))?;
+                i = stop;
+            }
+            Ok(tags)
+        })
+    }
 }
