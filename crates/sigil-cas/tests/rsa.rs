@@ -328,3 +328,40 @@ async fn malformed_or_mismatched_given_keys_are_refused() {
     a.create_session(&session("info", GIVEN_RSA)).await.unwrap();
     s.shutdown().await;
 }
+
+/// RSA-3072 generation takes long; the CAS answers other requests
+/// meanwhile. On a single-threaded runtime (server and clients share one
+/// thread), health checks can only be answered during the creation if the
+/// generation runs off the async thread.
+#[tokio::test(flavor = "current_thread")]
+async fn cas_keeps_serving_while_rsa_keys_are_generated() {
+    let d = tempfile::tempdir().unwrap();
+    let s = start(d.path()).await;
+    let a = client(&s, Some(&id("alice"))).await;
+    let h = client(&s, None).await;
+    let keys: String = (0..6)
+        .map(|i| format!("  - {{name: k{i}, kind: private-key, algorithm: rsa-3072}}\n"))
+        .collect();
+    let yaml = format!(
+        "name: slow\nsecrets:\n{keys}access_policy:\n{}\n",
+        policy("CREATOR", "CREATOR", "CREATOR")
+    );
+    let create = tokio::spawn(async move { a.create_session(&yaml).await.map(|_| ()) });
+    let mut answered_meanwhile = 0;
+    while !create.is_finished() {
+        h.health().await.unwrap();
+        if !create.is_finished() {
+            answered_meanwhile += 1;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    }
+    create.await.unwrap().unwrap();
+    // Blocking the thread would let at most one check slip in before the
+    // creation request arrives; generation gives time for hundreds.
+    eprintln!("health checks answered during the creation: {answered_meanwhile}");
+    assert!(
+        answered_meanwhile >= 5,
+        "only {answered_meanwhile} health checks were answered while six RSA-3072 keys were generated"
+    );
+    s.shutdown().await;
+}
