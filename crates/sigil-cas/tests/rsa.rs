@@ -263,6 +263,19 @@ async fn rsa_keys_and_mixed_chains_are_released_and_usable() {
     verify_chain(&g["/leaf_ec.chain"], &g["/rsaca.crt"], "ec.svc");
     verify_chain(&g["/leaf_rsa.chain"], &g["/ecca.crt"], "rsa.svc");
 
+    // The given key is never shown back: not in the session as read, the
+    // list or the audit log.
+    let key_line = GIVEN_RSA.lines().nth(5).unwrap();
+    let info = a.get_session("rsa").await.unwrap();
+    let shown = format!(
+        "{}{:?}{:?}",
+        info.yaml,
+        a.list().await.unwrap(),
+        a.audit().await.unwrap()
+    );
+    assert!(info.yaml.contains("<redacted>"), "{}", info.yaml);
+    assert!(!shown.contains(key_line));
+
     // Not in the store file in the clear.
     s.shutdown().await;
     let raw = std::fs::read(d.path().join("store.redb")).unwrap();
