@@ -7,14 +7,15 @@
 //! header is written, the (compressed) layer follows, and the header is
 //! rewritten once the digest and size are known. Nothing is written twice.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::fs::{self, File};
 use std::io::{self, BufWriter, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
+use std::sync::mpsc;
 
 use crate::digest::{Digest, HashWriter};
 use crate::error::IoContext;
-use crate::flatten::{Kind, Node, Rootfs};
+use crate::flatten::{Content, Kind, Node, Rootfs};
 use crate::spec::{self, Compression, Descriptor, DockerManifestEntry, Index, Manifest};
 use crate::{Error, Result};
 
@@ -109,8 +110,52 @@ impl<W: Write> Enc<W> {
     }
 }
 
-/// The layer tar being written; add entries with [`LayerTar::builder`].
-pub type LayerTar<'a> = tar::Builder<HashWriter<Enc<HashWriter<&'a mut BufWriter<File>>>>>;
+/// The layer tar being written (see [`ImageWriter::add_layer`]).
+pub type LayerTar = tar::Builder<ChunkSender>;
+
+/// A writer that hands what is written, in 1 MiB chunks, to the thread that
+/// hashes, compresses and stores the layer; building the tar (reading file
+/// contents) runs on the caller's core meanwhile.
+pub struct ChunkSender {
+    tx: Option<mpsc::SyncSender<Vec<u8>>>,
+    buf: Vec<u8>,
+    /// The diff_id (SHA-256 of the uncompressed tar), on this thread.
+    diff: ring::digest::Context,
+    len: u64,
+}
+
+const CHUNK: usize = 1 << 20;
+
+impl ChunkSender {
+    fn send(&mut self) -> io::Result<()> {
+        if self.buf.is_empty() {
+            return Ok(());
+        }
+        let chunk = std::mem::replace(&mut self.buf, Vec::with_capacity(CHUNK));
+        self.diff.update(&chunk);
+        self.len += chunk.len() as u64;
+        match &self.tx {
+            Some(tx) => tx
+                .send(chunk)
+                .map_err(|_| io::Error::other("layer writer stopped")),
+            None => Err(io::Error::other("layer writer closed")),
+        }
+    }
+}
+
+impl Write for ChunkSender {
+    fn write(&mut self, b: &[u8]) -> io::Result<usize> {
+        let n = b.len().min(CHUNK - self.buf.len());
+        self.buf.extend_from_slice(&b[..n]);
+        if self.buf.len() == CHUNK {
+            self.send()?;
+        }
+        Ok(n)
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
 
 /// An image archive being written.
 pub struct ImageWriter {
@@ -206,11 +251,14 @@ impl ImageWriter {
     }
 
     /// Streams one layer into the archive: `fill` appends entries to the tar.
-    /// docker-archive layers are always uncompressed.
+    /// docker-archive layers are always uncompressed. The tar is built and
+    /// hashed (diff_id) on the caller's thread; a second thread compresses
+    /// it, hashes the blob and writes it, so both cores work. An uncompressed
+    /// layer is hashed once (its digest is its diff_id).
     pub fn add_layer(
         &mut self,
         compression: LayerCompression,
-        fill: impl FnOnce(&mut LayerTar<'_>) -> Result<()>,
+        fill: impl FnOnce(&mut LayerTar) -> Result<()>,
     ) -> Result<WrittenLayer> {
         let compression = match self.format {
             Format::OciArchive => compression,
@@ -220,15 +268,55 @@ impl ImageWriter {
         self.out.flush().at(&p)?;
         let hdr_pos = self.out.get_mut().stream_position().at(&p)?;
         self.out.write_all(&[0u8; 512]).at(&p)?;
-        let enc = Enc::new(HashWriter::new(&mut self.out), compression).at(&p)?;
-        let mut tarb = tar::Builder::new(HashWriter::new(enc));
-        tarb.mode(tar::HeaderMode::Complete);
-        tarb.follow_symlinks(false);
-        fill(&mut tarb)?;
-        let inner = tarb.into_inner().at(&p)?;
-        let (enc, diff_id, _) = inner.finish();
-        let hw = enc.finish().at(&p)?;
-        let (out, digest, size) = hw.finish();
+        let out = &mut self.out;
+        let (filled, written) = std::thread::scope(|s| {
+            let (tx, rx) = mpsc::sync_channel::<Vec<u8>>(8);
+            let writer = s.spawn(move || -> io::Result<(Option<Digest>, u64)> {
+                if compression.kind == Compression::None {
+                    // Written as it is: the digest is the diff_id.
+                    let mut size = 0;
+                    for chunk in rx {
+                        out.write_all(&chunk)?;
+                        size += chunk.len() as u64;
+                    }
+                    return Ok((None, size));
+                }
+                let mut enc = Enc::new(HashWriter::new(&mut *out), compression)?;
+                for chunk in rx {
+                    enc.write_all(&chunk)?;
+                }
+                let (_, digest, size) = enc.finish()?.finish();
+                Ok((Some(digest), size))
+            });
+            let mut tarb = tar::Builder::new(ChunkSender {
+                tx: Some(tx),
+                buf: Vec::with_capacity(CHUNK),
+                diff: ring::digest::Context::new(&ring::digest::SHA256),
+                len: 0,
+            });
+            tarb.mode(tar::HeaderMode::Complete);
+            tarb.follow_symlinks(false);
+            let filled = fill(&mut tarb).and_then(|()| {
+                let mut cs = tarb.into_inner().at(&p)?;
+                cs.send().at(&p)?;
+                cs.tx = None;
+                Ok((Digest::from_sha256(cs.diff.finish().as_ref()), cs.len))
+            });
+            // On failure the sender is dropped here (with the builder), so
+            // the writer thread ends.
+            let written = writer
+                .join()
+                .unwrap_or_else(|_| Err(io::Error::other("layer writer panicked")));
+            (filled, written)
+        });
+        // A failed writer (e.g. disk full) explains a failed fill; report it first.
+        let (digest, size) = written.at(&p)?;
+        let (diff_id, plain_size) = filled?;
+        let digest = digest.unwrap_or_else(|| diff_id.clone());
+        if compression.kind == Compression::None && plain_size != size {
+            return Err(Error::image("layer writer lost data"));
+        }
+        let out = &mut self.out;
         let pad = (512 - size % 512) % 512;
         out.write_all(&vec![0u8; pad as usize]).at(&p)?;
         out.flush().at(&p)?;
@@ -373,100 +461,83 @@ fn node_header(node: &Node, et: tar::EntryType, size: u64) -> tar::Header {
 }
 
 /// Appends every node of `root` for which `skip` is false to a layer tar,
-/// in path order. A hard link whose target is skipped would carry a
-/// plaintext copy of skipped (protected) content, so it is refused.
+/// in input order (parents before children, hard-link targets before their
+/// links), reading file contents from the staged layers. A hard link is
+/// written as a link to the first path written with the same content, or as
+/// a regular file if there is none (its target was removed or replaced). A
+/// hard link whose target is skipped would carry a plaintext copy of skipped
+/// (protected) content, so it is refused.
 pub fn append_rootfs<W: Write>(
     tarb: &mut tar::Builder<W>,
     root: &Rootfs,
     skip: &dyn Fn(&str) -> bool,
     progress: &mut dyn FnMut(u64),
 ) -> Result<()> {
-    for (path, node) in root.nodes() {
+    let mut written: HashMap<Content, &str> = HashMap::new();
+    let mut buf = Vec::new();
+    for (path, node) in root.nodes_in_input_order() {
         if skip(path) {
             continue;
         }
-        append_node(tarb, root, path, node, skip, progress)?;
-    }
-    Ok(())
-}
-
-fn append_node<W: Write>(
-    tarb: &mut tar::Builder<W>,
-    root: &Rootfs,
-    path: &str,
-    node: &Node,
-    skip: &dyn Fn(&str) -> bool,
-    progress: &mut dyn FnMut(u64),
-) -> Result<()> {
-    let werr = |e: io::Error| Error::image(format!("writing /{path}: {e}"));
-    if !node.xattrs.is_empty() {
-        let pax: Vec<(String, &[u8])> = node
-            .xattrs
-            .iter()
-            .map(|(k, v)| (format!("SCHILY.xattr.{k}"), v.as_slice()))
-            .collect();
-        tarb.append_pax_extensions(pax.iter().map(|(k, v)| (k.as_str(), *v)))
-            .map_err(werr)?;
-    }
-    match &node.kind {
-        Kind::Dir => {
-            let mut h = node_header(node, tar::EntryType::Directory, 0);
-            tarb.append_data(&mut h, format!("{path}/"), io::empty())
+        let werr = |e: io::Error| Error::image(format!("writing /{path}: {e}"));
+        if !node.xattrs.is_empty() {
+            let pax: Vec<(String, &[u8])> = node
+                .xattrs
+                .iter()
+                .map(|(k, v)| (format!("SCHILY.xattr.{k}"), v.as_slice()))
+                .collect();
+            tarb.append_pax_extensions(pax.iter().map(|(k, v)| (k.as_str(), *v)))
                 .map_err(werr)?;
         }
-        Kind::File => append_file(tarb, root, path, node, progress)?,
-        Kind::Hardlink(t) => {
-            let target_ok = matches!(root.get(t).map(|n| &n.kind), Some(Kind::File))
-                && root.same_content(path, t);
-            if target_ok && skip(t) {
-                return Err(Error::Usage(format!(
-                    "/{path} is a hard link to protected /{t}: it would keep a plaintext copy; protect it too"
-                )));
+        match (&node.kind, node.content) {
+            (Kind::Dir, _) => {
+                let mut h = node_header(node, tar::EntryType::Directory, 0);
+                tarb.append_data(&mut h, format!("{path}/"), io::empty())
+                    .map_err(werr)?;
             }
-            if target_ok {
-                let mut h = node_header(node, tar::EntryType::Link, 0);
+            (Kind::File | Kind::Hardlink(_), Some(c)) => {
+                if let Kind::Hardlink(t) = &node.kind {
+                    if root.same_content(path, t) && skip(t) {
+                        return Err(Error::Usage(format!(
+                            "/{path} is a hard link to protected /{t}: it would keep a plaintext copy; protect it too"
+                        )));
+                    }
+                }
+                if let Some(first) = written.get(&c) {
+                    let mut h = node_header(node, tar::EntryType::Link, 0);
+                    tarb.append_link(&mut h, path, first).map_err(werr)?;
+                } else {
+                    let mut h = node_header(node, tar::EntryType::Regular, c.size);
+                    let r = root.content_reader(c, &mut buf)?;
+                    tarb.append_data(&mut h, path, r).map_err(werr)?;
+                    progress(c.size);
+                    written.insert(c, path);
+                }
+            }
+            (Kind::File | Kind::Hardlink(_), None) => {
+                return Err(Error::image(format!("/{path}: file without content")))
+            }
+            (Kind::Symlink(t), _) => {
+                let mut h = node_header(node, tar::EntryType::Symlink, 0);
                 tarb.append_link(&mut h, path, t).map_err(werr)?;
-            } else {
-                append_file(tarb, root, path, node, progress)?;
             }
-        }
-        Kind::Symlink(t) => {
-            let mut h = node_header(node, tar::EntryType::Symlink, 0);
-            tarb.append_link(&mut h, path, t).map_err(werr)?;
-        }
-        Kind::Char(maj, min) | Kind::Block(maj, min) => {
-            let et = if matches!(node.kind, Kind::Char(..)) {
-                tar::EntryType::Char
-            } else {
-                tar::EntryType::Block
-            };
-            let mut h = node_header(node, et, 0);
-            h.set_device_major(*maj).map_err(werr)?;
-            h.set_device_minor(*min).map_err(werr)?;
-            tarb.append_data(&mut h, path, io::empty()).map_err(werr)?;
-        }
-        Kind::Fifo => {
-            let mut h = node_header(node, tar::EntryType::Fifo, 0);
-            tarb.append_data(&mut h, path, io::empty()).map_err(werr)?;
+            (Kind::Char(maj, min) | Kind::Block(maj, min), _) => {
+                let et = if matches!(node.kind, Kind::Char(..)) {
+                    tar::EntryType::Char
+                } else {
+                    tar::EntryType::Block
+                };
+                let mut h = node_header(node, et, 0);
+                h.set_device_major(*maj).map_err(werr)?;
+                h.set_device_minor(*min).map_err(werr)?;
+                tarb.append_data(&mut h, path, io::empty()).map_err(werr)?;
+            }
+            (Kind::Fifo, _) => {
+                let mut h = node_header(node, tar::EntryType::Fifo, 0);
+                tarb.append_data(&mut h, path, io::empty()).map_err(werr)?;
+            }
         }
     }
-    Ok(())
-}
-
-fn append_file<W: Write>(
-    tarb: &mut tar::Builder<W>,
-    root: &Rootfs,
-    path: &str,
-    node: &Node,
-    progress: &mut dyn FnMut(u64),
-) -> Result<()> {
-    let disk = root.disk_path(path);
-    let f = File::open(&disk).at(&disk)?;
-    let size = f.metadata().at(&disk)?.len();
-    let mut h = node_header(node, tar::EntryType::Regular, size);
-    tarb.append_data(&mut h, path, f)
-        .map_err(|e| Error::image(format!("writing /{path}: {e}")))?;
-    progress(size);
     Ok(())
 }
 
@@ -492,14 +563,7 @@ pub fn append_host_tree<W: Write>(
             let r = format!("{rel}/{name}");
             let m = fs::symlink_metadata(&p).at(&p)?;
             let mode = std::os::unix::fs::PermissionsExt::mode(&m.permissions()) & 0o7777;
-            let node = Node {
-                kind: Kind::Dir,
-                mode,
-                uid: 0,
-                gid: 0,
-                mtime: 0,
-                xattrs: Vec::new(),
-            };
+            let node = Node::dir(mode);
             let werr = |e: io::Error| Error::image(format!("writing {r}: {e}"));
             if m.is_dir() {
                 let mut h = node_header(&node, tar::EntryType::Directory, 0);
@@ -539,11 +603,7 @@ pub fn append_bytes<W: Write>(
     let mut h = node_header(
         &Node {
             kind: Kind::File,
-            mode,
-            uid: 0,
-            gid: 0,
-            mtime: 0,
-            xattrs: Vec::new(),
+            ..Node::dir(mode)
         },
         tar::EntryType::Regular,
         data.len() as u64,

@@ -1,8 +1,10 @@
 //! The conversion: an ordinary image in, a confidential image out.
 //!
 //! 1. Open the input and check the launcher (a static ELF) before any heavy work.
-//! 2. Flatten all layers into a staged root file system (decompression runs on
-//!    its own thread, overlapping with extraction).
+//! 2. Flatten all layers: each layer's uncompressed tar is parsed (tree
+//!    metadata in memory, whiteouts applied) and copied as one staged file;
+//!    reading the blob, decompressing and hashing+staging run on separate
+//!    threads. File contents are not unpacked.
 //! 3. Resolve `--binary` inside the image, find its shared libraries.
 //! 4. Move the protected paths (encrypted dirs, authenticated libraries and
 //!    paths) out of the root file system into a volume source tree and seal it
@@ -10,14 +12,17 @@
 //!    one flattened root layer without those paths, plus a `/sigil` layer with
 //!    the launcher, `init.toml` and the sealed volume.
 //! 5. Write `init.toml`, compute the simulation measurement with
-//!    `sigil_init::measurement`, write the archive (temp name, renamed at the end).
+//!    `sigil_init::measurement`, write the archive (temp name, renamed at the
+//!    end): the root layer is built from the staged layers in one sequential
+//!    pass on one core while the other hashes (and, if asked, compresses)
+//!    and writes it.
 //!
-//! All staging happens in a private temporary directory next to the output,
-//! removed on success and on failure.
+//! All staging happens in a private temporary directory next to the output
+//! (or in `work_dir`), removed on success and on failure.
 
 use std::collections::BTreeMap;
 use std::fs;
-use std::io::{self, Read};
+use std::io;
 use std::path::{Path, PathBuf};
 
 use sigil_fs::{Region, Regions, SealOptions, VolumeKey, VolumeTag};
@@ -25,7 +30,7 @@ use sigil_init::config::{ConfigId, InitConfig, Mode, SpkiPin, VolumeSpec};
 
 use crate::archive::{self, Format, ImageWriter, LayerCompression};
 use crate::error::IoContext;
-use crate::flatten::{normalize, threaded_reader, Kind, Rootfs};
+use crate::flatten::{normalize, Kind, Rootfs};
 use crate::resolve::{self, Binary};
 use crate::source::SourceImage;
 use crate::spec::RunConfig;
@@ -275,13 +280,16 @@ pub fn convert_in(
         .prefix(".sigil-convert-")
         .tempdir_in(&work_parent)
         .at(&work_parent)?;
-    let mut root = Rootfs::new(&work.path().join("rootfs"), &opts.limits)?;
+    let mut root = Rootfs::new(&work.path().join("layers"), &opts.limits)?;
 
-    // Flatten.
-    progress.stage("unpacking", 0);
+    // Flatten: each layer is decompressed on its own thread (its blob read
+    // and checked on a third) while this one hashes the uncompressed stream,
+    // parses it and stages it; contents stay where they are in the staged
+    // stream until the output layer is written.
+    progress.stage("reading", 0);
     for i in 0..src.layers.len() {
         let name = src.layers[i].name.clone();
-        let mut r = threaded_reader(src.open_layer(i)?);
+        let mut r = src.open_layer_pipelined(i)?;
         root.apply_layer(&name, &mut r, &mut |n| progress.inc(n))?;
         // Drain the rest: the digest is checked at the end of the stream.
         io::copy(&mut r, &mut io::sink()).map_err(|e| Error::Layer {
@@ -290,6 +298,7 @@ pub fn convert_in(
         })?;
     }
     let input_bytes = root.total_bytes();
+    progress.stage("resolving", 0);
 
     if root.get("sigil").is_some() {
         return Err(Error::Usage(
@@ -436,13 +445,7 @@ pub fn convert_in(
     let init_toml = init
         .to_toml()
         .map_err(|e| Error::Usage(format!("init.toml: {e}")))?;
-    let bin_path = root.disk_path(&binary.real);
-    let mut bin_bytes = Vec::new();
-    fs::File::open(&bin_path)
-        .at(&bin_path)?
-        .take(sigil_init::measurement::MAX_MEASURED_FILE + 1)
-        .read_to_end(&mut bin_bytes)
-        .at(&bin_path)?;
+    let bin_bytes = root.read(&binary.real, sigil_init::measurement::MAX_MEASURED_FILE)?;
     let measurement =
         sigil_init::measurement::from_bytes(&launcher, init_toml.as_bytes(), &bin_bytes);
 
@@ -530,7 +533,6 @@ pub fn convert_in(
 /// unprotected name would keep a plaintext copy of protected content (or the
 /// volume a copy of content the user meant to leave alone).
 fn check_hard_links(root: &Rootfs, roots: &[String]) -> Result<()> {
-    use std::os::unix::fs::MetadataExt;
     if !root
         .nodes()
         .values()
@@ -538,17 +540,13 @@ fn check_hard_links(root: &Rootfs, roots: &[String]) -> Result<()> {
     {
         return Ok(());
     }
-    let mut by_inode: BTreeMap<(u64, u64), Vec<&String>> = BTreeMap::new();
+    let mut by_content: BTreeMap<(u32, u64), Vec<&String>> = BTreeMap::new();
     for (p, n) in root.nodes() {
-        if matches!(n.kind, Kind::File | Kind::Hardlink(_)) {
-            let d = root.disk_path(p);
-            let m = fs::metadata(&d).at(&d)?;
-            if m.nlink() > 1 {
-                by_inode.entry((m.dev(), m.ino())).or_default().push(p);
-            }
+        if let Some(c) = n.content {
+            by_content.entry((c.layer, c.offset)).or_default().push(p);
         }
     }
-    for paths in by_inode.values() {
+    for paths in by_content.values().filter(|p| p.len() > 1) {
         let prot = |p: &str| roots.iter().any(|r| is_within(p, r));
         if let (Some(a), Some(b)) = (
             paths.iter().find(|p| prot(p)),

@@ -29,6 +29,11 @@ impl Digest {
         Digest(format!("sha256:{}", hex::encode(d.as_ref())))
     }
 
+    /// The digest of a finished SHA-256 hash (32 bytes).
+    pub fn from_sha256(d: &[u8]) -> Digest {
+        Digest(format!("sha256:{}", hex::encode(d)))
+    }
+
     /// The 64 hex digits.
     pub fn hex(&self) -> &str {
         &self.0["sha256:".len()..]

@@ -1,20 +1,24 @@
 //! Flattening layers into one root file system.
 //!
 //! The tree's metadata (type, mode, owner, mtime, link target, xattrs) lives
-//! in memory, keyed by the path relative to `/`; only directories and regular
-//! file contents are written to a private staging directory. No symlink or
-//! device is ever created on the host, so a hostile layer cannot make us write
-//! outside the staging directory: every path is normalized (no `..`, no
-//! absolute paths) and every ancestor must be a directory *in the image*.
+//! in memory, keyed by the path relative to `/`. File contents are not
+//! unpacked: each layer's uncompressed tar stream is copied as it is parsed
+//! into one staged file (`layer-N.tar` in a private directory), and a file
+//! node records where its data lies in it ([`Content`]). Writing the
+//! flattened layer then reads the contents back by offset, in one sequential
+//! pass; no per-file staging, no symlink or device is ever created on the
+//! host, and a hostile layer cannot make us write outside the staging
+//! directory: every path is normalized (no `..`, no absolute paths) and every
+//! ancestor must be a directory *in the image*.
 //!
 //! Layers are applied bottom first with OCI whiteout semantics: `.wh.NAME`
 //! deletes NAME from lower layers, `.wh..wh..opq` hides everything lower
 //! layers put in its directory.
 
-use std::collections::{BTreeMap, HashSet};
-use std::fs;
-use std::io::{self, Read};
-use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::fs::{self, File};
+use std::io::{self, BufWriter, Read, Write};
+use std::os::unix::fs::{FileExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::mpsc;
 
@@ -26,11 +30,11 @@ use crate::{Error, Limits, Result};
 pub enum Kind {
     /// Directory.
     Dir,
-    /// Regular file (content in the staging directory).
+    /// Regular file (content in a staged layer, see [`Node::content`]).
     File,
     /// Symbolic link with its target, verbatim.
     Symlink(String),
-    /// Hard link to another path of the image (content shared on disk).
+    /// Hard link to another path of the image (content shared).
     Hardlink(String),
     /// Character device (major, minor).
     Char(u32, u32),
@@ -38,6 +42,18 @@ pub enum Kind {
     Block(u32, u32),
     /// Named pipe.
     Fifo,
+}
+
+/// Where the data of a regular file lies: a byte range of a staged layer.
+/// Two nodes with the same `Content` are hard links of each other.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Content {
+    /// Index of the staged layer (bottom first).
+    pub layer: u32,
+    /// Offset of the data in the layer's uncompressed tar stream.
+    pub offset: u64,
+    /// Size in bytes.
+    pub size: u64,
 }
 
 /// One node of the image tree.
@@ -55,6 +71,12 @@ pub struct Node {
     pub mtime: u64,
     /// Extended attributes (e.g. `security.capability`), from PAX headers.
     pub xattrs: Vec<(String, Vec<u8>)>,
+    /// The data of a regular file or hard link.
+    pub content: Option<Content>,
+    /// When the node was created, counted in input entries over all layers:
+    /// writing nodes in this order keeps every parent before its children
+    /// and every hard-link target before its links, as in the input.
+    pub seq: u64,
 }
 
 impl Node {
@@ -67,6 +89,8 @@ impl Node {
             gid: 0,
             mtime: 0,
             xattrs: Vec::new(),
+            content: None,
+            seq: 0,
         }
     }
 }
@@ -74,10 +98,12 @@ impl Node {
 /// A flattened root file system being built.
 pub struct Rootfs {
     staging: PathBuf,
+    layers: Vec<File>,
     nodes: BTreeMap<String, Node>,
     limits: Limits,
     total_bytes: u64,
     entries: u64,
+    seq: u64,
 }
 
 /// Normalizes a path from a layer or the command line to the form used as
@@ -103,18 +129,39 @@ fn is_under(path: &str, dir: &str) -> bool {
         || (path.len() > dir.len() && path.starts_with(dir) && path.as_bytes()[dir.len()] == b'/')
 }
 
+/// Copies everything read through it into a staged file.
+struct Tee<R> {
+    inner: R,
+    out: BufWriter<File>,
+    err: Option<io::Error>,
+}
+
+impl<R: Read> Read for Tee<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        if let Err(e) = self.out.write_all(&buf[..n]) {
+            let msg = e.to_string();
+            self.err = Some(e);
+            return Err(io::Error::other(format!("staging: {msg}")));
+        }
+        Ok(n)
+    }
+}
+
 impl Rootfs {
-    /// An empty tree whose file contents go to `staging` (created, must not exist
-    /// or be empty, on a file system we own).
+    /// An empty tree whose layers are staged in `staging` (created, must not
+    /// exist or be empty, on a file system we own; mode 0700).
     pub fn new(staging: &Path, limits: &Limits) -> Result<Rootfs> {
         fs::create_dir_all(staging).at(staging)?;
         fs::set_permissions(staging, fs::Permissions::from_mode(0o700)).at(staging)?;
         Ok(Rootfs {
             staging: staging.to_path_buf(),
+            layers: Vec::new(),
             nodes: BTreeMap::new(),
             limits: limits.clone(),
             total_bytes: 0,
             entries: 0,
+            seq: 0,
         })
     }
 
@@ -128,33 +175,108 @@ impl Rootfs {
         &self.nodes
     }
 
-    /// The host path holding the content of a file or directory of the image.
-    pub fn disk_path(&self, path: &str) -> PathBuf {
-        if path.is_empty() {
-            self.staging.clone()
-        } else {
-            self.staging.join(path)
-        }
+    /// All nodes in input order ([`Node::seq`]; a parent made implicitly for
+    /// an entry comes before it): the order to write them in a layer tar.
+    pub fn nodes_in_input_order(&self) -> Vec<(&String, &Node)> {
+        let mut v: Vec<(&String, &Node)> = self.nodes.iter().collect();
+        v.sort_by_key(|(p, n)| (n.seq, p.len()));
+        v
     }
 
-    /// Total bytes of regular file content extracted so far.
+    /// Total bytes of regular file content in all layers applied so far.
     pub fn total_bytes(&self) -> u64 {
         self.total_bytes
     }
 
+    /// Reads the whole content of the regular file (or hard link) at `path`,
+    /// refusing more than `max` bytes.
+    pub fn read(&self, path: &str, max: u64) -> Result<Vec<u8>> {
+        let c = self
+            .get(path)
+            .and_then(|n| n.content)
+            .ok_or_else(|| Error::Usage(format!("/{path} is not a regular file of the image")))?;
+        if c.size > max {
+            return Err(Error::Limit(format!("/{path} is larger than {max} bytes")));
+        }
+        let mut buf = Vec::with_capacity(c.size as usize);
+        let mut scratch = Vec::new();
+        self.content_reader(c, &mut scratch)?
+            .read_to_end(&mut buf)
+            .map_err(|e| Error::image(format!("reading /{path}: {e}")))?;
+        Ok(buf)
+    }
+
+    /// A reader of staged content; `buf` is reused between files (1 MiB reads).
+    pub fn content_reader<'a>(
+        &'a self,
+        c: Content,
+        buf: &'a mut Vec<u8>,
+    ) -> Result<ContentReader<'a>> {
+        let file = self
+            .layers
+            .get(c.layer as usize)
+            .ok_or_else(|| Error::image(format!("no staged layer {}", c.layer)))?;
+        if buf.len() < 1 << 20 {
+            buf.resize(1 << 20, 0);
+        }
+        Ok(ContentReader {
+            file,
+            off: c.offset,
+            left: c.size,
+            buf,
+            pos: 0,
+            len: 0,
+        })
+    }
+
     /// Applies one uncompressed layer tar on top of the tree. `name` is used in
-    /// errors; `progress` is called with the number of content bytes written.
+    /// errors; `progress` is called with the number of content bytes seen.
+    /// The stream is copied to a staged file as it is parsed; it is read up
+    /// to the end of the tar archive (callers drain the rest, if they verify
+    /// a digest).
     pub fn apply_layer(
         &mut self,
         name: &str,
         tar_stream: impl Read,
         progress: &mut dyn FnMut(u64),
     ) -> Result<()> {
+        let layer = self.layers.len() as u32;
+        let staged = self.staging.join(format!("layer-{layer}.tar"));
+        let file = fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&staged)
+            .at(&staged)?;
+        let out = BufWriter::with_capacity(1 << 20, file.try_clone().at(&staged)?);
+        self.layers.push(file);
+        let mut ar = tar::Archive::new(Tee {
+            inner: tar_stream,
+            out,
+            err: None,
+        });
+        let res = self.apply_entries(name, layer, &mut ar, progress);
+        let mut tee = ar.into_inner();
+        if let Some(e) = tee.err.take() {
+            return Err(Error::io(&staged, e));
+        }
+        res?;
+        tee.out.flush().at(&staged)?;
+        Ok(())
+    }
+
+    fn apply_entries<R: Read>(
+        &mut self,
+        name: &str,
+        layer: u32,
+        ar: &mut tar::Archive<R>,
+        progress: &mut dyn FnMut(u64),
+    ) -> Result<()> {
         let lerr = |msg: String| Error::Layer {
             layer: name.to_string(),
             msg,
         };
-        let mut ar = tar::Archive::new(tar_stream);
         let mut this_layer: HashSet<String> = HashSet::new();
         let entries = ar
             .entries()
@@ -192,7 +314,7 @@ impl Rootfs {
                 let dir = parent(&path).to_string();
                 self.check_ancestors(&dir, &lerr)?;
                 if hidden == ".wh..opq" {
-                    self.opaque(&dir, &this_layer)?;
+                    self.opaque(&dir, &this_layer);
                 } else if hidden.is_empty() || hidden == "." || hidden == ".." {
                     return Err(lerr(format!("malformed whiteout {raw:?}")));
                 } else {
@@ -201,7 +323,7 @@ impl Rootfs {
                     } else {
                         format!("{dir}/{hidden}")
                     };
-                    self.remove_subtree(&victim)?;
+                    self.remove_subtree(&victim);
                 }
                 continue;
             }
@@ -256,18 +378,22 @@ impl Rootfs {
                 other => return Err(lerr(format!("{path}: unsupported entry type {other:?}"))),
             };
             self.check_ancestors(&path, &lerr)?;
-            self.make_parents(&path, &mut this_layer)?;
-            // Replacing: a directory over a directory only updates metadata;
-            // anything else removes what was there.
-            let existing_dir = matches!(self.nodes.get(&path).map(|n| &n.kind), Some(Kind::Dir));
+            self.seq += 1;
+            let seq = self.seq;
+            self.make_parents(&path, seq, &mut this_layer);
+            // Replacing: a directory over a directory only updates metadata
+            // (and keeps its place in the order); anything else removes what
+            // was there.
+            let existing = self.nodes.get(&path);
+            let existing_dir = matches!(existing.map(|n| &n.kind), Some(Kind::Dir));
+            let seq = match existing {
+                Some(n) if existing_dir && kind == Kind::Dir => n.seq,
+                _ => seq,
+            };
             if !(existing_dir && kind == Kind::Dir) && self.nodes.contains_key(&path) {
-                self.remove_subtree(&path)?;
+                self.remove_subtree(&path);
             }
-            let disk = self.disk_path(&path);
-            match &kind {
-                Kind::Dir if !existing_dir => {
-                    fs::create_dir(&disk).at(&disk)?;
-                }
+            let content = match &kind {
                 Kind::File => {
                     let size = entry.size();
                     if size > self.limits.max_layer_bytes {
@@ -280,34 +406,29 @@ impl Rootfs {
                             self.limits.max_total_bytes
                         )));
                     }
-                    let mut f = fs::OpenOptions::new()
-                        .write(true)
-                        .create_new(true)
-                        .mode_0600()
-                        .open(&disk)
-                        .at(&disk)?;
-                    let n = io::copy(&mut entry, &mut f)
-                        .map_err(|e| lerr(format!("{path}: corrupt data: {e}")))?;
-                    if n != size {
-                        return Err(lerr(format!("{path}: truncated ({n} of {size} bytes)")));
-                    }
-                    progress(n);
+                    progress(size);
+                    // The data is not read here: the archive skips it, which
+                    // copies it into the staged layer at this offset.
+                    Some(Content {
+                        layer,
+                        offset: entry.raw_file_position(),
+                        size,
+                    })
                 }
                 Kind::Hardlink(t) => {
-                    let target_is_file = matches!(
-                        self.nodes.get(t).map(|n| &n.kind),
-                        Some(Kind::File | Kind::Hardlink(_))
-                    );
-                    if !target_is_file {
-                        return Err(lerr(format!(
+                    let target = self.nodes.get(t).and_then(|n| match n.kind {
+                        Kind::File | Kind::Hardlink(_) => n.content,
+                        _ => None,
+                    });
+                    match target {
+                        Some(c) => Some(c),
+                        None => return Err(lerr(format!(
                             "{path}: hard link to {t:?}, which is not a regular file of the image"
-                        )));
+                        ))),
                     }
-                    let src = self.disk_path(t);
-                    fs::hard_link(&src, &disk).at(&disk)?;
                 }
-                _ => {}
-            }
+                _ => None,
+            };
             this_layer.insert(path.clone());
             self.nodes.insert(
                 path,
@@ -318,6 +439,8 @@ impl Rootfs {
                     gid,
                     mtime,
                     xattrs,
+                    content,
+                    seq,
                 },
             );
         }
@@ -342,23 +465,22 @@ impl Rootfs {
         Ok(())
     }
 
-    fn make_parents(&mut self, path: &str, this_layer: &mut HashSet<String>) -> Result<()> {
+    fn make_parents(&mut self, path: &str, seq: u64, this_layer: &mut HashSet<String>) {
         let mut end = 0;
         while let Some(i) = path[end..].find('/') {
             let anc = path[..end + i].to_string();
             if !self.nodes.contains_key(&anc) {
-                let disk = self.disk_path(&anc);
-                fs::create_dir(&disk).at(&disk)?;
-                self.nodes.insert(anc.clone(), Node::dir(0o755));
+                let mut d = Node::dir(0o755);
+                d.seq = seq;
+                self.nodes.insert(anc.clone(), d);
             }
             this_layer.insert(anc);
             end += i + 1;
         }
-        Ok(())
     }
 
     /// Removes `path` and everything below it (whiteout); absent is fine.
-    pub fn remove_subtree(&mut self, path: &str) -> Result<()> {
+    pub fn remove_subtree(&mut self, path: &str) {
         let keys: Vec<String> = self
             .nodes
             .range(path.to_string()..)
@@ -366,44 +488,29 @@ impl Rootfs {
             .filter(|(k, _)| *k == path || is_under(k, path))
             .map(|(k, _)| k.clone())
             .collect();
-        let top = self.nodes.get(path).map(|n| n.kind.clone());
         for k in keys {
             self.nodes.remove(&k);
         }
-        let disk = self.disk_path(path);
-        match top {
-            Some(Kind::Dir) => fs::remove_dir_all(&disk).at(&disk)?,
-            Some(Kind::File | Kind::Hardlink(_)) => fs::remove_file(&disk).at(&disk)?,
-            _ => {}
-        }
-        Ok(())
     }
 
-    fn opaque(&mut self, dir: &str, this_layer: &HashSet<String>) -> Result<()> {
-        let mut victims: Vec<(String, Kind)> = self
+    fn opaque(&mut self, dir: &str, this_layer: &HashSet<String>) {
+        let victims: Vec<String> = self
             .nodes
-            .iter()
-            .filter(|(k, _)| is_under(k, dir) && !this_layer.contains(*k))
-            .map(|(k, n)| (k.clone(), n.kind.clone()))
+            .keys()
+            .filter(|k| is_under(k, dir) && !this_layer.contains(*k))
+            .cloned()
             .collect();
-        // Children before parents.
-        victims.sort_by(|a, b| b.0.cmp(&a.0));
-        for (k, kind) in victims {
+        for k in victims {
             self.nodes.remove(&k);
-            let disk = self.disk_path(&k);
-            match kind {
-                Kind::Dir => fs::remove_dir_all(&disk).at(&disk)?,
-                Kind::File | Kind::Hardlink(_) => fs::remove_file(&disk).at(&disk)?,
-                _ => {}
-            }
         }
-        Ok(())
     }
 
     /// Moves `path` (and everything below it) out of the tree into `dst_root`
-    /// (same relative path). Files and directories are renamed, symlinks are
-    /// created there; devices and FIFOs are refused (they cannot be protected).
-    /// Returns the nodes moved, in path order.
+    /// (same relative path), as a host tree for sealing: directories and
+    /// files (mode 0600 while written, then their permission bits; hard links
+    /// inside stay hard links), symlinks are created there; devices and FIFOs
+    /// are refused (they cannot be protected). Returns the nodes moved, in
+    /// path order.
     pub fn take_subtree(&mut self, path: &str, dst_root: &Path) -> Result<Vec<(String, Node)>> {
         let moved: Vec<(String, Node)> = self
             .nodes
@@ -411,24 +518,37 @@ impl Rootfs {
             .filter(|(k, _)| *k == path || is_under(k, path))
             .map(|(k, n)| (k.clone(), n.clone()))
             .collect();
+        let mut written: HashMap<Content, PathBuf> = HashMap::new();
+        let mut buf = Vec::new();
         for (k, n) in &moved {
             let dst = dst_root.join(k);
             if let Some(p) = dst.parent() {
                 fs::create_dir_all(p).at(p)?;
             }
-            match &n.kind {
-                Kind::Dir => {
+            match (&n.kind, n.content) {
+                (Kind::Dir, _) => {
                     if !dst.exists() {
                         fs::create_dir(&dst).at(&dst)?;
                     }
                 }
-                Kind::File | Kind::Hardlink(_) => {
-                    let src = self.disk_path(k);
-                    fs::rename(&src, &dst).at(&dst)?;
+                (Kind::File | Kind::Hardlink(_), Some(c)) => {
+                    if let Some(first) = written.get(&c) {
+                        fs::hard_link(first, &dst).at(&dst)?;
+                        continue;
+                    }
+                    let mut f = fs::OpenOptions::new()
+                        .write(true)
+                        .create_new(true)
+                        .mode(0o600)
+                        .open(&dst)
+                        .at(&dst)?;
+                    io::copy(&mut self.content_reader(c, &mut buf)?, &mut f).at(&dst)?;
+                    drop(f);
                     fs::set_permissions(&dst, fs::Permissions::from_mode(n.mode & 0o777))
                         .at(&dst)?;
+                    written.insert(c, dst);
                 }
-                Kind::Symlink(t) => std::os::unix::fs::symlink(t, &dst).at(&dst)?,
+                (Kind::Symlink(t), _) => std::os::unix::fs::symlink(t, &dst).at(&dst)?,
                 _ => {
                     return Err(Error::Usage(format!(
                         "/{k} is a device or FIFO and cannot be protected"
@@ -446,63 +566,62 @@ impl Rootfs {
             }
             self.nodes.remove(k);
         }
-        let disk = self.disk_path(path);
-        if disk.is_dir() {
-            fs::remove_dir_all(&disk).at(&disk)?;
-        }
         Ok(moved)
     }
 
-    /// Whether the on-disk content of two file nodes is the same inode.
+    /// Whether two file nodes share their content (hard links of each other).
     pub fn same_content(&self, a: &str, b: &str) -> bool {
         match (
-            fs::metadata(self.disk_path(a)),
-            fs::metadata(self.disk_path(b)),
+            self.get(a).and_then(|n| n.content),
+            self.get(b).and_then(|n| n.content),
         ) {
-            (Ok(x), Ok(y)) => x.ino() == y.ino() && x.dev() == y.dev(),
+            (Some(x), Some(y)) => x == y,
             _ => false,
         }
     }
+}
 
-    /// Inserts a node programmatically (used for the files conversion adds).
-    pub fn insert_file(&mut self, path: &str, content: &[u8], mode: u32) -> Result<()> {
-        let path = normalize(path).ok_or_else(|| Error::Usage(format!("bad path {path:?}")))?;
-        let mut scratch = HashSet::new();
-        self.make_parents(&path, &mut scratch)?;
-        if self.nodes.contains_key(&path) {
-            self.remove_subtree(&path)?;
+/// Reads one file's content from a staged layer, 1 MiB per system call.
+/// Running short of the recorded size is an error (never a short file).
+pub struct ContentReader<'a> {
+    file: &'a File,
+    off: u64,
+    left: u64,
+    buf: &'a mut Vec<u8>,
+    pos: usize,
+    len: usize,
+}
+
+impl Read for ContentReader<'_> {
+    fn read(&mut self, out: &mut [u8]) -> io::Result<usize> {
+        if self.pos == self.len {
+            if self.left == 0 || out.is_empty() {
+                return Ok(0);
+            }
+            let want = (self.buf.len() as u64).min(self.left) as usize;
+            let n = self.file.read_at(&mut self.buf[..want], self.off)?;
+            if n == 0 {
+                return Err(io::Error::new(
+                    io::ErrorKind::UnexpectedEof,
+                    "staged layer is shorter than its entries",
+                ));
+            }
+            self.off += n as u64;
+            self.left -= n as u64;
+            self.pos = 0;
+            self.len = n;
         }
-        let disk = self.disk_path(&path);
-        fs::write(&disk, content).at(&disk)?;
-        self.nodes.insert(
-            path,
-            Node {
-                kind: Kind::File,
-                mode,
-                uid: 0,
-                gid: 0,
-                mtime: 0,
-                xattrs: Vec::new(),
-            },
-        );
-        Ok(())
-    }
-}
-
-trait Mode0600 {
-    fn mode_0600(&mut self) -> &mut Self;
-}
-impl Mode0600 for fs::OpenOptions {
-    fn mode_0600(&mut self) -> &mut Self {
-        use std::os::unix::fs::OpenOptionsExt;
-        self.mode(0o600)
+        let n = out.len().min(self.len - self.pos);
+        out[..n].copy_from_slice(&self.buf[self.pos..self.pos + n]);
+        self.pos += n;
+        Ok(n)
     }
 }
 
 /// Runs `src` (typically a decompressor) on its own thread and hands its
 /// output over in 1 MiB chunks, so decompression overlaps with whatever
 /// consumes the stream (tar parsing and file writes) on the other core.
-pub fn threaded_reader(mut src: Box<dyn Read + Send>) -> impl Read {
+pub fn threaded_reader(mut src: Box<dyn Read + Send>) -> impl Read + Send {
     let (tx, rx) = mpsc::sync_channel::<io::Result<Vec<u8>>>(8);
     std::thread::spawn(move || loop {
         let mut buf = vec![0u8; 1 << 20];

@@ -4,8 +4,6 @@
 //! image. Used for `--binary` and for its shared libraries.
 
 use std::collections::{BTreeSet, VecDeque};
-use std::fs;
-use std::io::Read;
 
 use crate::elf;
 use crate::flatten::{normalize, Kind, Rootfs};
@@ -120,16 +118,7 @@ const LIB_DIRS: &[&str] = &[
 ];
 
 fn read_file(root: &Rootfs, real: &str, max: u64) -> Result<Vec<u8>> {
-    let p = root.disk_path(real);
-    let f = fs::File::open(&p).map_err(|e| Error::io(&p, e))?;
-    let mut buf = Vec::new();
-    f.take(max + 1)
-        .read_to_end(&mut buf)
-        .map_err(|e| Error::io(&p, e))?;
-    if buf.len() as u64 > max {
-        return Err(Error::Limit(format!("/{real} is larger than {max} bytes")));
-    }
-    Ok(buf)
+    root.read(real, max)
 }
 
 /// Resolves and checks `--binary`: it must resolve inside the image to a

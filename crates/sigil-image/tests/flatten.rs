@@ -44,11 +44,10 @@ fn three_layers() -> ImageBuilder {
 }
 
 fn assert_three_layers(root: &Rootfs) {
-    let read = |p: &str| std::fs::read(root.disk_path(p)).unwrap();
+    let read = |p: &str| root.read(p, 1 << 20).unwrap();
     assert_eq!(read("etc/keep"), b"replaced");
     assert_eq!(root.get("etc/keep").unwrap().mode, 0o640);
     assert!(root.get("etc/gone").is_none());
-    assert!(!root.disk_path("etc/gone").exists());
     assert!(root.get("opt/old/a").is_none());
     assert!(root.get("opt/old/sub").is_none());
     assert!(root.get("opt/old/sub/b").is_none());
@@ -299,4 +298,68 @@ fn missing_and_malformed_inputs_name_the_problem() {
         e.contains("limit exceeded") && e.contains("index.json"),
         "{e}"
     );
+}
+
+#[test]
+fn written_layer_keeps_input_order_and_hard_links() {
+    use sigil_image::archive::append_rootfs;
+    let t = tempfile::tempdir().unwrap();
+    let img = t.path().join("img.tar");
+    let mut lower = Vec::new();
+    lower.extend(raw_entry(b"z/", tar::EntryType::Directory, b"", None));
+    lower.extend(raw_entry(b"z/f", tar::EntryType::Regular, b"F", None));
+    lower.extend(raw_entry(b"a/target", tar::EntryType::Regular, b"T1", None));
+    lower.extend(raw_entry(
+        b"a/link",
+        tar::EntryType::Link,
+        b"",
+        Some(b"a/target"),
+    ));
+    lower.extend(raw_entry(b"b/x", tar::EntryType::Regular, b"X", None));
+    let mut upper = Vec::new();
+    upper.extend(raw_entry(b"a/target", tar::EntryType::Regular, b"T2", None));
+    upper.extend(raw_entry(b"c/l2", tar::EntryType::Link, b"", Some(b"b/x")));
+    let mut z = raw_entry(b"z/", tar::EntryType::Directory, b"", None);
+    // Mode 0750 (octal field of the old header at offset 100).
+    z[100..108].copy_from_slice(b"0000750\0");
+    let mut h = tar::Header::from_byte_slice(&z[..512]).clone();
+    h.set_cksum();
+    z[..512].copy_from_slice(h.as_bytes());
+    upper.extend(z);
+    ImageBuilder::new()
+        .raw_layer(raw_end(lower))
+        .raw_layer(raw_end(upper))
+        .write_oci_archive(&img)
+        .unwrap();
+    let root = flatten(&img, &Limits::default(), &t.path().join("s")).unwrap();
+    let mut tarb = tar::Builder::new(Vec::new());
+    append_rootfs(&mut tarb, &root, &|_| false, &mut |_| {}).unwrap();
+    let out = tarb.into_inner().unwrap();
+    let mut ar = tar::Archive::new(&out[..]);
+    let mut seen = Vec::new();
+    for e in ar.entries().unwrap() {
+        let mut e = e.unwrap();
+        let p = String::from_utf8(e.path_bytes().to_vec()).unwrap();
+        let et = e.header().entry_type();
+        let link = e
+            .link_name_bytes()
+            .map(|l| String::from_utf8(l.to_vec()).unwrap());
+        let mode = e.header().mode().unwrap();
+        let mut data = Vec::new();
+        io::Read::read_to_end(&mut e, &mut data).unwrap();
+        seen.push((p, et, link, mode, data));
+    }
+    let pos = |p: &str| seen.iter().position(|s| s.0 == p).unwrap();
+    // Parents first, with the upper layer's metadata.
+    assert!(pos("z/") < pos("z/f"));
+    assert_eq!(seen[pos("z/")].3, 0o750);
+    // The link whose target was replaced keeps the old content as a file.
+    assert_eq!(seen[pos("a/link")].1, tar::EntryType::Regular);
+    assert_eq!(seen[pos("a/link")].4, b"T1");
+    assert_eq!(seen[pos("a/target")].4, b"T2");
+    // A link into a lower layer stays a link, after its target.
+    assert_eq!(seen[pos("c/l2")].1, tar::EntryType::Link);
+    assert_eq!(seen[pos("c/l2")].2.as_deref(), Some("b/x"));
+    assert!(pos("b/x") < pos("c/l2"));
+    assert_eq!(seen.iter().filter(|s| s.0 == "a/target").count(), 1);
 }

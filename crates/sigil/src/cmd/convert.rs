@@ -147,11 +147,33 @@ pub struct Args {
     pub verbose: bool,
 }
 
-struct Bar(Option<indicatif::ProgressBar>);
+/// The progress bar (on a terminal) and, with `-v`, the time of each stage.
+struct Bar {
+    bar: Option<indicatif::ProgressBar>,
+    /// The running stage and its start, when timing (`-v`).
+    timing: Option<std::sync::Mutex<Option<(String, std::time::Instant)>>>,
+}
+
+impl Bar {
+    /// Ends the running stage: with `-v`, prints its name and duration.
+    fn end_stage(&self) {
+        if let Some(t) = &self.timing {
+            if let Some((name, start)) = t.lock().ok().and_then(|mut g| g.take()) {
+                eprintln!("  stage {name:<10} {:.2} s", start.elapsed().as_secs_f64());
+            }
+        }
+    }
+}
 
 impl Progress for Bar {
     fn stage(&self, name: &str, total: u64) {
-        if let Some(b) = &self.0 {
+        self.end_stage();
+        if let Some(t) = &self.timing {
+            if let Ok(mut g) = t.lock() {
+                *g = Some((name.to_string(), std::time::Instant::now()));
+            }
+        }
+        if let Some(b) = &self.bar {
             b.reset();
             b.set_message(name.to_string());
             if total > 0 {
@@ -174,7 +196,7 @@ impl Progress for Bar {
         }
     }
     fn inc(&self, n: u64) {
-        if let Some(b) = &self.0 {
+        if let Some(b) = &self.bar {
             b.inc(n);
         }
     }
@@ -422,16 +444,26 @@ pub fn run(a: Args) -> anyhow::Result<()> {
         return Ok(());
     }
 
-    let bar = if std::io::stderr().is_terminal() {
-        let b = indicatif::ProgressBar::new(0);
-        b.set_draw_target(indicatif::ProgressDrawTarget::stderr());
-        Bar(Some(b))
-    } else {
-        Bar(None)
+    let bar = Bar {
+        bar: std::io::stderr().is_terminal().then(|| {
+            let b = indicatif::ProgressBar::new(0);
+            b.set_draw_target(indicatif::ProgressDrawTarget::stderr());
+            b
+        }),
+        timing: a.verbose.then(|| std::sync::Mutex::new(None)),
     };
-    let conv = convert::convert_in(&opts, a.work_dir.as_deref(), &bar).map_err(flat)?;
-    if let Some(b) = &bar.0 {
+    let started = std::time::Instant::now();
+    let conv = convert::convert_in(&opts, a.work_dir.as_deref(), &bar);
+    if let Some(b) = &bar.bar {
         b.finish_and_clear();
+    }
+    bar.end_stage();
+    let conv = conv.map_err(flat)?;
+    if a.verbose {
+        eprintln!(
+            "  total            {:.2} s",
+            started.elapsed().as_secs_f64()
+        );
     }
     let mut finish = || -> anyhow::Result<Vec<String>> {
         let (session, notes) = build_session(
