@@ -28,13 +28,12 @@ thread_local! {
     pub(crate) static BUF: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
 }
 
-/// A file to seal, found while scanning the source.
+/// A file with several links, sealed once every path of it is known.
 struct Job {
     /// Index of its entry in the manifest.
     entry: usize,
     src: PathBuf,
     region: Region,
-    file_id: [u8; 16],
 }
 
 /// Seals `src` into a new volume at `dst` with a fresh random key.
@@ -85,20 +84,67 @@ fn seal_inner(
             reason: "source is not a directory".into(),
         });
     }
-    let mut scanned = scan_tree(src)?;
+    let created = prepare_empty_dir(dst)?;
+    let r = seal_into(src, dst, regions, chunk_size, key);
+    if r.is_err() {
+        // Leave nothing half-written behind.
+        if created {
+            let _ = fs::remove_dir_all(dst);
+        } else {
+            let _ = fs::remove_dir_all(dst.join(DATA_DIR));
+            let _ = fs::remove_file(manifest_path(dst));
+        }
+    }
+    r
+}
+
+/// What every file of a seal shares.
+struct Ctx<'a> {
+    dst: &'a Path,
+    regions: &'a Regions,
+    chunk_size: u32,
+    keys: FileKeys,
+    /// (dev, ino) of `dst`, which must not be inside the source.
+    dst_id: (u64, u64),
+}
+
+fn seal_into(
+    src: &Path,
+    dst: &Path,
+    regions: &Regions,
+    chunk_size: u32,
+    key: &VolumeKey,
+) -> Result<VolumeTag, FsError> {
+    let data = dst.join(DATA_DIR);
+    fs::create_dir(&data).map_err(|e| FsError::io("create directory", &data, e))?;
+    let dm = fs::metadata(dst).map_err(|e| FsError::io("stat", dst, e))?;
+    let ctx = Ctx {
+        dst,
+        regions,
+        chunk_size,
+        keys: FileKeys::new(key),
+        dst_id: (dm.dev(), dm.ino()),
+    };
+    // Files with one link are sealed while the tree is listed (no serial
+    // scan before the parallel work starts).
+    let mut scanned = scan_and_seal(src, &ctx)?;
     scanned.sort_unstable_by(|a, b| a.rel.cmp(&b.rel));
+    if scanned.len() > MAX_ENTRIES {
+        return Err(FsError::Unsupported {
+            path: src.to_path_buf(),
+            reason: format!(
+                "{} entries (a volume holds at most {MAX_ENTRIES})",
+                scanned.len()
+            ),
+        });
+    }
 
     // A hard-linked file is stored once, under its first path, with the
     // strongest region of all its paths.
     let mut strongest: HashMap<(u64, u64), Region> = HashMap::new();
     for s in &scanned {
-        if let Scanned {
-            kind: ScanKind::File { ino: Some(id), .. },
-            rel,
-            ..
-        } = s
-        {
-            let r = regions.region_of_bytes(rel);
+        if let ScanKind::Linked { id, .. } = &s.kind {
+            let r = regions.region_of_bytes(&s.rel);
             let e = strongest.entry(*id).or_insert(r);
             if r.strength() > e.strength() {
                 *e = r;
@@ -114,39 +160,28 @@ fn seal_inner(
         let kind = match s.kind {
             ScanKind::Dir => RawKind::Dir,
             ScanKind::Symlink(target) => RawKind::Symlink { target },
-            ScanKind::File { ino, size } => {
-                if let Some(id) = ino {
-                    if let Some(&p) = primary.get(&id) {
-                        entries.push(RawEntry {
-                            path: s.rel,
-                            mode: 0,
-                            kind: RawKind::HardLink { target: p },
-                        });
-                        continue;
-                    }
-                    primary.insert(id, index as u32);
+            ScanKind::Sealed(kind) => kind,
+            ScanKind::Linked { abs, id } => {
+                if let Some(&p) = primary.get(&id) {
+                    entries.push(RawEntry {
+                        path: s.rel,
+                        mode: 0,
+                        kind: RawKind::HardLink { target: p },
+                    });
+                    continue;
                 }
-                let region = match ino {
-                    Some(id) => strongest
-                        .get(&id)
-                        .copied()
-                        .unwrap_or_else(|| regions.region_of_bytes(&s.rel)),
-                    None => regions.region_of_bytes(&s.rel),
-                };
-                // The random file id is filled in below, for all files
-                // with one call to the random generator.
+                primary.insert(id, index as u32);
+                let region = strongest
+                    .get(&id)
+                    .copied()
+                    .unwrap_or_else(|| regions.region_of_bytes(&s.rel));
                 jobs.push(Job {
                     entry: index,
-                    src: s.abs,
+                    src: abs,
                     region,
-                    file_id: [0; 16],
                 });
-                RawKind::File {
-                    region,
-                    size,
-                    file_id: [0; 16],
-                    digest: [0; 32],
-                }
+                // Filled in below, once sealed.
+                RawKind::Dir
             }
         };
         entries.push(RawEntry {
@@ -155,45 +190,19 @@ fn seal_inner(
             kind,
         });
     }
-    if entries.len() > MAX_ENTRIES {
-        return Err(FsError::Unsupported {
-            path: src.to_path_buf(),
-            reason: format!(
-                "{} entries (a volume holds at most {MAX_ENTRIES})",
-                entries.len()
-            ),
-        });
-    }
-
     let mut ids = vec![0u8; 16 * jobs.len()];
     crypto::random(&mut ids)?;
-    for (j, id) in jobs.iter_mut().zip(ids.chunks_exact(16)) {
-        j.file_id.copy_from_slice(id);
-        if let RawKind::File { file_id, .. } = &mut entries[j.entry].kind {
-            *file_id = j.file_id;
-        }
-    }
-    // Large files first: their batches spread over all threads while the
-    // many small files fill the gaps at the end.
-    jobs.sort_by_key(|j| std::cmp::Reverse(entries_size(&entries[j.entry])));
-
-    prepare_empty_dir(dst)?;
-    let data = dst.join(DATA_DIR);
-    fs::create_dir(&data).map_err(|e| FsError::io("create directory", &data, e))?;
-
-    let keys = FileKeys::new(key);
-    let results: Vec<(usize, u64, [u8; 32])> = jobs
+    let sealed: Vec<RawKind> = jobs
         .par_iter()
-        .map(|j| {
-            let (size, digest) = seal_file(j, &entries[j.entry].path, dst, chunk_size, &keys)?;
-            Ok((j.entry, size, digest))
+        .zip(ids.par_chunks_exact(16))
+        .map(|(j, id)| {
+            let mut file_id = [0u8; 16];
+            file_id.copy_from_slice(id);
+            seal_file(&j.src, &entries[j.entry].path, j.region, file_id, &ctx)
         })
         .collect::<Result<_, FsError>>()?;
-    for (idx, new_size, new_digest) in results {
-        if let RawKind::File { size, digest, .. } = &mut entries[idx].kind {
-            *size = new_size;
-            *digest = new_digest;
-        }
+    for (j, kind) in jobs.iter().zip(sealed) {
+        entries[j.entry].kind = kind;
     }
 
     let manifest = Manifest {
@@ -223,52 +232,52 @@ fn seal_inner(
 enum ScanKind {
     Dir,
     Symlink(Vec<u8>),
-    /// `ino` is (dev, ino) when the file has more than one link.
-    File {
-        ino: Option<(u64, u64)>,
-        size: u64,
+    /// A file with one link, already sealed: its manifest entry.
+    Sealed(RawKind),
+    /// A file with several links, (dev, ino): sealed later, once.
+    Linked {
+        abs: PathBuf,
+        id: (u64, u64),
     },
 }
 
 struct Scanned {
     rel: Vec<u8>,
-    abs: PathBuf,
     mode: u32,
     kind: ScanKind,
 }
 
-fn entries_size(e: &RawEntry) -> u64 {
-    match e.kind {
-        RawKind::File { size, .. } => size,
-        _ => 0,
-    }
-}
-
-/// Lists the tree under `src`, one directory level at a time with the
-/// directories of a level read in parallel (no recursion, so any depth the
-/// path limit allows is fine).
-fn scan_tree(src: &Path) -> Result<Vec<Scanned>, FsError> {
+/// Lists the tree under `src` and seals its files with one link, one
+/// directory level at a time: the directories of a level, and the files
+/// of each directory, in parallel. No recursion, so any depth the path
+/// limit allows is fine.
+fn scan_and_seal(src: &Path, ctx: &Ctx) -> Result<Vec<Scanned>, FsError> {
     let mut out = Vec::new();
     let mut level = vec![(src.to_path_buf(), Vec::new())];
     while !level.is_empty() {
-        let listed: Vec<Vec<Scanned>> = level
+        let listed: Vec<DirListing> = level
             .par_iter()
-            .map(|(abs, rel)| scan_dir(abs, rel))
+            .map(|(abs, rel)| scan_dir(abs, rel, ctx))
             .collect::<Result<_, _>>()?;
         level = Vec::new();
-        for s in listed.into_iter().flatten() {
-            if matches!(s.kind, ScanKind::Dir) {
-                level.push((s.abs.clone(), s.rel.clone()));
-            }
-            out.push(s);
+        for (entries, subdirs) in listed {
+            out.extend(entries);
+            level.extend(subdirs);
         }
     }
     Ok(out)
 }
 
-fn scan_dir(dir: &Path, parent: &[u8]) -> Result<Vec<Scanned>, FsError> {
+/// A directory's entries (files with one link already sealed) and its
+/// subdirectories (absolute and relative paths).
+type DirListing = (Vec<Scanned>, Vec<(PathBuf, Vec<u8>)>);
+
+fn scan_dir(dir: &Path, parent: &[u8], ctx: &Ctx) -> Result<DirListing, FsError> {
     let rd = fs::read_dir(dir).map_err(|e| FsError::io("read directory", dir, e))?;
     let mut out = Vec::new();
+    let mut subdirs = Vec::new();
+    // (index in out, source path, region) of files to seal now.
+    let mut files: Vec<(usize, PathBuf, Region)> = Vec::new();
     for ent in rd {
         let ent = ent.map_err(|e| FsError::io("read directory", dir, e))?;
         let abs = ent.path();
@@ -289,8 +298,15 @@ fn scan_dir(dir: &Path, parent: &[u8]) -> Result<Vec<Scanned>, FsError> {
         // no walk of the whole path).
         let meta = ent.metadata().map_err(|e| FsError::io("stat", &abs, e))?;
         let ft = meta.file_type();
-        let mode = meta.mode() & MODE_MASK;
+        let mut mode = meta.mode() & MODE_MASK;
         let kind = if ft.is_dir() {
+            if (meta.dev(), meta.ino()) == ctx.dst_id {
+                return Err(FsError::Unsupported {
+                    path: abs,
+                    reason: "the volume being written is inside the source tree".into(),
+                });
+            }
+            subdirs.push((abs, rel.clone()));
             ScanKind::Dir
         } else if ft.is_symlink() {
             let t = fs::read_link(&abs).map_err(|e| FsError::io("read link", &abs, e))?;
@@ -301,12 +317,17 @@ fn scan_dir(dir: &Path, parent: &[u8]) -> Result<Vec<Scanned>, FsError> {
                     reason: "symlink target empty or too long".into(),
                 });
             }
+            mode = 0;
             ScanKind::Symlink(t)
         } else if ft.is_file() {
-            let ino = (meta.nlink() > 1).then(|| (meta.dev(), meta.ino()));
-            ScanKind::File {
-                ino,
-                size: meta.len(),
+            if meta.nlink() > 1 {
+                ScanKind::Linked {
+                    abs,
+                    id: (meta.dev(), meta.ino()),
+                }
+            } else {
+                files.push((out.len(), abs, ctx.regions.region_of_bytes(&rel)));
+                ScanKind::Dir // replaced below, once sealed
             }
         } else {
             return Err(FsError::Unsupported {
@@ -314,18 +335,23 @@ fn scan_dir(dir: &Path, parent: &[u8]) -> Result<Vec<Scanned>, FsError> {
                 reason: "not a regular file, directory or symlink (devices, FIFOs and sockets cannot be sealed)".into(),
             });
         };
-        out.push(Scanned {
-            rel,
-            abs,
-            mode: if matches!(kind, ScanKind::Symlink(_)) {
-                0
-            } else {
-                mode
-            },
-            kind,
-        });
+        out.push(Scanned { rel, mode, kind });
     }
-    Ok(out)
+    let mut ids = vec![0u8; 16 * files.len()];
+    crypto::random(&mut ids)?;
+    let sealed: Vec<RawKind> = files
+        .par_iter()
+        .zip(ids.par_chunks_exact(16))
+        .map(|((i, abs, region), id)| {
+            let mut file_id = [0u8; 16];
+            file_id.copy_from_slice(id);
+            seal_file(abs, &out[*i].rel, *region, file_id, ctx)
+        })
+        .collect::<Result<_, FsError>>()?;
+    for ((i, _, _), kind) in files.iter().zip(sealed) {
+        out[*i].kind = ScanKind::Sealed(kind);
+    }
+    Ok((out, subdirs))
 }
 
 use std::os::unix::ffi::OsStringExt;
@@ -353,45 +379,51 @@ pub(crate) fn open_nofollow(path: &Path) -> Result<File, FsError> {
 /// read, the encryption and the write (at least one chunk).
 const PIECE_BYTES: u64 = 256 << 10;
 
-/// Seals one file; returns its size (as read) and the digest of its sealed form.
+/// Seals one file into `data/<file_id>`; returns its manifest entry kind
+/// (size as read, digest of the sealed form).
 fn seal_file(
-    job: &Job,
+    src_path: &Path,
     rel: &[u8],
-    dst: &Path,
-    chunk_size: u32,
-    keys: &FileKeys,
-) -> Result<(u64, [u8; 32]), FsError> {
-    let src = open_nofollow(&job.src)?;
+    region: Region,
+    file_id: [u8; 16],
+    ctx: &Ctx,
+) -> Result<RawKind, FsError> {
+    let src = open_nofollow(src_path)?;
     let meta = src
         .metadata()
-        .map_err(|e| FsError::io("stat", &job.src, e))?;
+        .map_err(|e| FsError::io("stat", src_path, e))?;
     if !meta.is_file() {
         return Err(FsError::Unsupported {
-            path: job.src.clone(),
+            path: src_path.to_path_buf(),
             reason: "changed into something other than a regular file while sealing".into(),
         });
     }
     let size = meta.len();
-    let blob = blob_path(dst, &job.file_id);
+    let blob = blob_path(ctx.dst, &file_id);
     let mut out = create_new(&blob, 0o644)?;
-    if job.region == Region::Plain {
+    if region == Region::Plain {
         let mut src = src;
         let copied =
-            std::io::copy(&mut src, &mut out).map_err(|e| FsError::io("copy", &job.src, e))?;
-        return Ok((copied, [0; 32]));
+            std::io::copy(&mut src, &mut out).map_err(|e| FsError::io("copy", src_path, e))?;
+        return Ok(RawKind::File {
+            region,
+            size: copied,
+            file_id,
+            digest: [0; 32],
+        });
     }
     let header = FileHeader {
-        region: job.region,
-        chunk_size,
-        file_id: job.file_id,
+        region,
+        chunk_size: ctx.chunk_size,
+        file_id,
         size,
     };
     let layout = header.layout().map_err(|reason| FsError::Unsupported {
-        path: job.src.clone(),
+        path: src_path.to_path_buf(),
         reason,
     })?;
     let hbytes = header.encode();
-    let fc = FileCrypto::new(keys, &header, rel)?;
+    let fc = FileCrypto::new(&ctx.keys, &header, rel)?;
     let per_batch = (BATCH_BYTES / layout.chunk_size).max(1);
     let batches = layout.chunks.div_ceil(per_batch);
     let io = SealIo {
@@ -399,7 +431,7 @@ fn seal_file(
         fc: &fc,
         header: &hbytes,
         src: &src,
-        src_path: &job.src,
+        src_path,
         out: &out,
         blob: &blob,
     };
@@ -421,7 +453,12 @@ fn seal_file(
     for t in tags.iter().flatten() {
         d.update(t);
     }
-    Ok((size, d.finish()))
+    Ok(RawKind::File {
+        region,
+        size,
+        file_id,
+        digest: d.finish(),
+    })
 }
 
 /// What sealing one file's chunks needs.

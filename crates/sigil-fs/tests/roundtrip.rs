@@ -203,3 +203,45 @@ fn entries_list_the_tree() {
     assert_eq!(find("empty/dir").kind, EntryKind::Dir);
     assert_eq!(find("empty/dir").mode, 0o555);
 }
+
+#[test]
+fn failed_seal_leaves_nothing_behind() {
+    let t = tempfile::tempdir().unwrap();
+    let src = t.path().join("src");
+    rich_tree(&src);
+    let fifo = src.join("app/zz-fifo");
+    let st = std::process::Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .unwrap();
+    assert!(st.success());
+    // A new destination is removed again.
+    let vol = t.path().join("vol");
+    let err = seal(&src, &vol, &regions(), &SealOptions::default()).unwrap_err();
+    assert!(matches!(err, FsError::Unsupported { .. }), "{err}");
+    assert!(err.to_string().contains("zz-fifo"), "{err}");
+    assert!(!vol.exists());
+    // An existing empty destination is emptied again.
+    let empty = t.path().join("empty");
+    fs::create_dir(&empty).unwrap();
+    seal(&src, &empty, &regions(), &SealOptions::default()).unwrap_err();
+    assert_eq!(fs::read_dir(&empty).unwrap().count(), 0);
+    fs::remove_file(&fifo).unwrap();
+    seal(&src, &vol, &regions(), &SealOptions::default()).unwrap();
+}
+
+#[test]
+fn a_volume_inside_its_own_source_is_refused() {
+    let t = tempfile::tempdir().unwrap();
+    let src = t.path().join("src");
+    rich_tree(&src);
+    let err = seal(
+        &src,
+        &src.join("app/vol"),
+        &regions(),
+        &SealOptions::default(),
+    )
+    .unwrap_err();
+    assert!(err.to_string().contains("inside the source"), "{err}");
+    assert!(!src.join("app/vol").exists());
+}
