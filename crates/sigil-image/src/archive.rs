@@ -473,72 +473,126 @@ pub fn append_rootfs<W: Write>(
     skip: &dyn Fn(&str) -> bool,
     progress: &mut dyn FnMut(u64),
 ) -> Result<()> {
-    let mut written: HashMap<Content, &str> = HashMap::new();
+    let mut written = HashMap::new();
     let mut buf = Vec::new();
     for (path, node) in root.nodes_in_input_order() {
         if skip(path) {
             continue;
         }
-        let werr = |e: io::Error| Error::image(format!("writing /{path}: {e}"));
-        if !node.xattrs.is_empty() {
-            let pax: Vec<(String, &[u8])> = node
-                .xattrs
-                .iter()
-                .map(|(k, v)| (format!("SCHILY.xattr.{k}"), v.as_slice()))
-                .collect();
-            tarb.append_pax_extensions(pax.iter().map(|(k, v)| (k.as_str(), *v)))
-                .map_err(werr)?;
+        if let Kind::Hardlink(t) = &node.kind {
+            if root.same_content(path, t) && skip(t) {
+                return Err(Error::Usage(format!(
+                    "/{path} is a hard link to protected /{t}: it would keep a plaintext copy; protect it too"
+                )));
+            }
         }
-        match (&node.kind, node.content) {
-            (Kind::Dir, _) => {
-                let mut h = node_header(node, tar::EntryType::Directory, 0);
-                tarb.append_data(&mut h, format!("{path}/"), io::empty())
-                    .map_err(werr)?;
-            }
-            (Kind::File | Kind::Hardlink(_), Some(c)) => {
-                if let Kind::Hardlink(t) = &node.kind {
-                    if root.same_content(path, t) && skip(t) {
-                        return Err(Error::Usage(format!(
-                            "/{path} is a hard link to protected /{t}: it would keep a plaintext copy; protect it too"
-                        )));
-                    }
-                }
-                if let Some(first) = written.get(&c) {
-                    let mut h = node_header(node, tar::EntryType::Link, 0);
-                    tarb.append_link(&mut h, path, first).map_err(werr)?;
-                } else {
-                    let mut h = node_header(node, tar::EntryType::Regular, c.size);
-                    let r = root.content_reader(c, &mut buf)?;
-                    tarb.append_data(&mut h, path, r).map_err(werr)?;
-                    progress(c.size);
-                    written.insert(c, path);
-                }
-            }
-            (Kind::File | Kind::Hardlink(_), None) => {
-                return Err(Error::image(format!("/{path}: file without content")))
-            }
-            (Kind::Symlink(t), _) => {
-                let mut h = node_header(node, tar::EntryType::Symlink, 0);
-                tarb.append_link(&mut h, path, t).map_err(werr)?;
-            }
-            (Kind::Char(maj, min) | Kind::Block(maj, min), _) => {
-                let et = if matches!(node.kind, Kind::Char(..)) {
-                    tar::EntryType::Char
-                } else {
-                    tar::EntryType::Block
-                };
-                let mut h = node_header(node, et, 0);
-                h.set_device_major(*maj).map_err(werr)?;
-                h.set_device_minor(*min).map_err(werr)?;
-                tarb.append_data(&mut h, path, io::empty()).map_err(werr)?;
-            }
-            (Kind::Fifo, _) => {
-                let mut h = node_header(node, tar::EntryType::Fifo, 0);
-                tarb.append_data(&mut h, path, io::empty()).map_err(werr)?;
-            }
+        append_one(tarb, root, path, node, &mut written, None, &mut buf)?;
+        if let Some(c) = node.content {
+            progress(c.size);
         }
     }
     Ok(())
+}
+
+/// Appends one node of `root` to a layer tar (with its xattrs as PAX
+/// records). A regular file or hard link whose content is in `written`
+/// becomes a hard link to that path; otherwise its content is written
+/// (read from `data` if given, else from the staged layers, `buf` being the
+/// read buffer) and recorded in `written`.
+pub fn append_one<W: Write>(
+    tarb: &mut tar::Builder<W>,
+    root: &Rootfs,
+    path: &str,
+    node: &Node,
+    written: &mut HashMap<Content, String>,
+    data: Option<&mut dyn io::Read>,
+    buf: &mut Vec<u8>,
+) -> Result<()> {
+    let werr = |e: io::Error| Error::image(format!("writing /{path}: {e}"));
+    if !node.xattrs.is_empty() {
+        let pax: Vec<(String, &[u8])> = node
+            .xattrs
+            .iter()
+            .map(|(k, v)| (format!("SCHILY.xattr.{k}"), v.as_slice()))
+            .collect();
+        tarb.append_pax_extensions(pax.iter().map(|(k, v)| (k.as_str(), *v)))
+            .map_err(werr)?;
+    }
+    match (&node.kind, node.content) {
+        (Kind::Dir, _) => {
+            let mut h = node_header(node, tar::EntryType::Directory, 0);
+            tarb.append_data(&mut h, format!("{path}/"), io::empty())
+                .map_err(werr)?;
+        }
+        (Kind::File | Kind::Hardlink(_), Some(c)) => {
+            if let Some(first) = written.get(&c) {
+                let mut h = node_header(node, tar::EntryType::Link, 0);
+                tarb.append_link(&mut h, path, first).map_err(werr)?;
+            } else {
+                let mut h = node_header(node, tar::EntryType::Regular, c.size);
+                match data {
+                    Some(d) => tarb.append_data(
+                        &mut h,
+                        path,
+                        Exact {
+                            inner: d,
+                            left: c.size,
+                        },
+                    ),
+                    None => tarb.append_data(&mut h, path, root.content_reader(c, buf)?),
+                }
+                .map_err(werr)?;
+                written.insert(c, path.to_string());
+            }
+        }
+        (Kind::File | Kind::Hardlink(_), None) => {
+            return Err(Error::image(format!("/{path}: file without content")))
+        }
+        (Kind::Symlink(t), _) => {
+            let mut h = node_header(node, tar::EntryType::Symlink, 0);
+            tarb.append_link(&mut h, path, t).map_err(werr)?;
+        }
+        (Kind::Char(maj, min) | Kind::Block(maj, min), _) => {
+            let et = if matches!(node.kind, Kind::Char(..)) {
+                tar::EntryType::Char
+            } else {
+                tar::EntryType::Block
+            };
+            let mut h = node_header(node, et, 0);
+            h.set_device_major(*maj).map_err(werr)?;
+            h.set_device_minor(*min).map_err(werr)?;
+            tarb.append_data(&mut h, path, io::empty()).map_err(werr)?;
+        }
+        (Kind::Fifo, _) => {
+            let mut h = node_header(node, tar::EntryType::Fifo, 0);
+            tarb.append_data(&mut h, path, io::empty()).map_err(werr)?;
+        }
+    }
+    Ok(())
+}
+
+/// Reads exactly `left` bytes: running short is an error, not a short entry.
+struct Exact<'a> {
+    inner: &'a mut dyn io::Read,
+    left: u64,
+}
+
+impl io::Read for Exact<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        if self.left == 0 || buf.is_empty() {
+            return Ok(0);
+        }
+        let want = (buf.len() as u64).min(self.left) as usize;
+        let n = self.inner.read(&mut buf[..want])?;
+        if n == 0 {
+            return Err(io::Error::new(
+                io::ErrorKind::UnexpectedEof,
+                "truncated entry",
+            ));
+        }
+        self.left -= n as u64;
+        Ok(n)
+    }
 }
 
 /// Appends a host directory tree (directories and regular files, sorted)

@@ -20,17 +20,17 @@
 //! All staging happens in a private temporary directory next to the output
 //! (or in `work_dir`), removed on success and on failure.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fs;
-use std::io;
+use std::io::{self, Read};
 use std::path::{Path, PathBuf};
 
 use sigil_fs::{Region, Regions, SealOptions, VolumeKey, VolumeTag};
 use sigil_init::config::{ConfigId, InitConfig, Mode, SpkiPin, VolumeSpec};
 
-use crate::archive::{self, Format, ImageWriter, LayerCompression};
+use crate::archive::{self, Format, ImageWriter, LayerCompression, LayerTar};
 use crate::error::IoContext;
-use crate::flatten::{normalize, Kind, Rootfs};
+use crate::flatten::{normalize, Content, Kind, Observer, Rootfs};
 use crate::resolve::{self, Binary};
 use crate::source::SourceImage;
 use crate::spec::RunConfig;
@@ -127,6 +127,10 @@ pub struct Converted {
     pub digest: String,
     /// Bytes of file content in the input image.
     pub input_bytes: u64,
+    /// Whether the root layer was written while the input was read (a
+    /// single-layer image whose libraries were guessed right), rather than
+    /// from the staged layers afterwards.
+    pub streamed: bool,
 }
 
 /// A sealed volume: its key is secret (redacted in `Debug`).
@@ -251,7 +255,7 @@ pub fn convert_in(
         .iter()
         .map(|p| user_path("--dir", p))
         .collect::<Result<_>>()?;
-    let mut authenticate: Vec<String> = opts
+    let authenticate: Vec<String> = opts
         .authenticate
         .iter()
         .map(|p| user_path("--authenticate", p))
@@ -283,111 +287,63 @@ pub fn convert_in(
     let mut root = Rootfs::new(&work.path().join("layers"), &opts.limits)?;
 
     // Flatten: each layer is decompressed on its own thread (its blob read
-    // and checked on a third) while this one hashes the uncompressed stream,
-    // parses it and stages it; contents stay where they are in the staged
-    // stream until the output layer is written.
+    // and checked on a third) while this one parses it and stages it;
+    // contents stay where they are in the staged stream. A single-layer
+    // image is written to the output while it is read (see `Streamer`);
+    // otherwise the output layer is written from the staged layers after.
     progress.stage("reading", 0);
-    for i in 0..src.layers.len() {
-        let name = src.layers[i].name.clone();
-        let mut r = src.open_layer_pipelined(i)?;
-        root.apply_layer(&name, &mut r, &mut |n| progress.inc(n))?;
-        // Drain the rest: the digest is checked at the end of the stream.
-        io::copy(&mut r, &mut io::sink()).map_err(|e| Error::Layer {
-            layer: name.clone(),
-            msg: e.to_string(),
+    let who = Who {
+        opts,
+        encrypt: &encrypt,
+        authenticate: &authenticate,
+        plain: &plain,
+        run: &src.run,
+    };
+    let mut streamed: Option<(ImageWriter, Analysis)> = None;
+    if src.layers.len() == 1 {
+        let mut w = ImageWriter::create(&opts.to, opts.format)?;
+        let mut st = Streamer::new(&who, &opts.limits);
+        let mut analysis = None;
+        w.add_layer(opts.compression, |t| {
+            let name = src.layers[0].name.clone();
+            let mut r = src.open_layer_pipelined(0)?;
+            root.apply_layer_observed(
+                &name,
+                &mut r,
+                &mut |n| progress.inc(n),
+                Some(&mut Observing { st: &mut st, t }),
+            )?;
+            drain(&name, &mut r)?;
+            let a = analyze(&root, &who)?;
+            if st.finish(&root, &a, t)? {
+                analysis = Some(a);
+            }
+            Ok(())
         })?;
+        // A guess that failed (a library was written before it was known to
+        // be one; a path replaced): the layer is written again below.
+        streamed = analysis.map(|a| (w, a));
+    } else {
+        for i in 0..src.layers.len() {
+            let name = src.layers[i].name.clone();
+            let mut r = src.open_layer_pipelined(i)?;
+            root.apply_layer(&name, &mut r, &mut |n| progress.inc(n))?;
+            drain(&name, &mut r)?;
+        }
     }
     let input_bytes = root.total_bytes();
     progress.stage("resolving", 0);
-
-    if root.get("sigil").is_some() {
-        return Err(Error::Usage(
-            "the image already has /sigil (is it converted already?)".into(),
-        ));
-    }
-
-    // The program.
-    let given = match &opts.binary {
-        Some(b) => b.clone(),
-        None => default_binary(&root, &src.run)?,
+    let was_streamed = streamed.is_some();
+    let (w, analysis) = match streamed {
+        Some((w, a)) => (Some(w), a),
+        None => (None, analyze(&root, &who)?),
     };
-    if !given.starts_with('/') {
-        return Err(Error::Binary {
-            path: given,
-            msg: "must be an absolute path in the image".into(),
-        });
-    }
-    let binary = resolve::binary(&root, &given, opts.limits.max_elf_bytes)?;
-
-    // What to protect. User paths must exist in the image (not through symlinks).
-    let check_exists = |flag: &str, p: &str| -> Result<()> {
-        match root.get(p).map(|n| &n.kind) {
-            None => Err(Error::Usage(format!(
-                "{flag} /{p}: does not exist in the image"
-            ))),
-            Some(Kind::Symlink(t)) => Err(Error::Usage(format!(
-                "{flag} /{p}: is a symlink (to {t}); give the path it points to"
-            ))),
-            Some(_) => Ok(()),
-        }
-    };
-    for p in &encrypt {
-        check_exists("--dir", p)?;
-    }
-    for p in &authenticate {
-        check_exists("--authenticate", p)?;
-    }
-    for p in &plain {
-        check_exists("--plain", p)?;
-    }
-    for p in encrypt.iter().chain(authenticate.iter()) {
-        if is_within(&binary.real, p) {
-            return Err(Error::Binary {
-                path: given.clone(),
-                msg: format!(
-                    "/{} lies inside protected /{p}; the binary is measured before volumes are opened, so leave it out (protect the paths next to it)",
-                    binary.real
-                ),
-            });
-        }
-    }
-    // Libraries are authenticated unless already inside a protected path.
-    for lib in &binary.libs {
-        if !encrypt
-            .iter()
-            .chain(authenticate.iter())
-            .any(|p| is_within(lib, p))
-        {
-            authenticate.push(lib.clone());
-        }
-    }
-    let mut roots: Vec<String> = encrypt.iter().chain(authenticate.iter()).cloned().collect();
-    roots.sort();
-    roots.dedup();
-    let roots: Vec<String> = roots
-        .iter()
-        .filter(|p| !roots.iter().any(|q| q != *p && is_within(p, q)))
-        .cloned()
-        .collect();
-    let mut regions = Regions::new();
-    let mut protected = Vec::new();
-    for p in &authenticate {
-        regions = regions.authenticate(p);
-        protected.push((format!("/{p}"), Region::Authenticated));
-    }
-    for p in &encrypt {
-        regions = regions.encrypt(p);
-        protected.push((format!("/{p}"), Region::Encrypted));
-    }
-    for p in &plain {
-        if roots.iter().any(|r| is_within(p, r)) {
-            regions = regions.plain(p);
-            protected.push((format!("/{p}"), Region::Plain));
-        }
-    }
-    protected.sort_by(|a, b| a.0.cmp(&b.0));
-
-    check_hard_links(&root, &roots)?;
+    let Analysis {
+        binary,
+        roots,
+        regions,
+        protected,
+    } = analysis;
 
     // Move protected trees out of the root file system and seal them.
     let volume = if roots.is_empty() {
@@ -486,11 +442,17 @@ pub fn convert_in(
 
     // Write the image.
     let image_name = image_ref(&opts.image_name);
-    progress.stage("writing", root.total_bytes());
-    let mut w = ImageWriter::create(&opts.to, opts.format)?;
-    w.add_layer(opts.compression, |t| {
-        archive::append_rootfs(t, &root, &|_| false, &mut |n| progress.inc(n))
-    })?;
+    let mut w = match w {
+        Some(w) => w,
+        None => {
+            progress.stage("writing", root.total_bytes());
+            let mut w = ImageWriter::create(&opts.to, opts.format)?;
+            w.add_layer(opts.compression, |t| {
+                archive::append_rootfs(t, &root, &|_| false, &mut |n| progress.inc(n))
+            })?;
+            w
+        }
+    };
     w.add_layer(LayerCompression::NONE, |t| {
         let mut h = tar::Header::new_gnu();
         h.set_entry_type(tar::EntryType::Directory);
@@ -526,6 +488,348 @@ pub fn convert_in(
         image_name,
         digest: desc.digest,
         input_bytes,
+        streamed: was_streamed,
+    })
+}
+
+/// Writes the root layer of a single-layer image while the layer is read,
+/// so reading and writing overlap. The protected paths are only known once
+/// the whole tree is (the binary's libraries, found through symlinks and
+/// `DT_NEEDED`), so this guesses: paths under `--dir`/`--authenticate` are
+/// never written; a file whose name a library of the binary needs (or a
+/// symlink to such a name points to) is held back and written at the end if
+/// it is not protected after all. If the guess was wrong (a protected file
+/// was written) or the layer changed a path twice, the caller discards
+/// this output and writes the layer again from the staged copy: the guess
+/// only decides the speed, never what is in the output.
+struct Streamer {
+    user_roots: Vec<String>,
+    /// Paths of the binary (and of what symlinks there point to), whose
+    /// ELF headers name libraries.
+    elf_paths: HashSet<String>,
+    /// File names of needed libraries (and of their symlinks' targets).
+    wanted: HashSet<String>,
+    deferred: Vec<String>,
+    written_paths: Vec<String>,
+    written: HashMap<Content, String>,
+    failed: bool,
+    max_elf: u64,
+    buf: Vec<u8>,
+}
+
+fn base(p: &str) -> &str {
+    p.rsplit('/').next().unwrap_or(p)
+}
+
+impl Streamer {
+    fn new(who: &Who<'_>, limits: &Limits) -> Streamer {
+        let mut elf_paths = HashSet::new();
+        let first = match &who.opts.binary {
+            Some(b) => Some(b.clone()),
+            None => who
+                .run
+                .entrypoint
+                .iter()
+                .chain(who.run.cmd.iter())
+                .next()
+                .cloned(),
+        };
+        if let Some(f) = first {
+            if f.starts_with('/') {
+                elf_paths.extend(normalize(&f));
+            } else {
+                let path_var = who
+                    .run
+                    .env
+                    .iter()
+                    .find_map(|e| e.strip_prefix("PATH="))
+                    .unwrap_or("/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin");
+                for d in path_var.split(':') {
+                    elf_paths.extend(normalize(&format!("{d}/{f}")));
+                }
+            }
+        }
+        Streamer {
+            user_roots: who
+                .encrypt
+                .iter()
+                .chain(who.authenticate.iter())
+                .cloned()
+                .collect(),
+            elf_paths,
+            wanted: HashSet::new(),
+            deferred: Vec::new(),
+            written_paths: Vec::new(),
+            written: HashMap::new(),
+            failed: false,
+            max_elf: limits.max_elf_bytes,
+            buf: Vec::new(),
+        }
+    }
+
+    fn protected_by_user(&self, p: &str) -> bool {
+        self.user_roots.iter().any(|r| is_within(p, r))
+    }
+
+    fn learn_elf(&mut self, data: &[u8]) {
+        if let Ok(info) = elf::parse(data) {
+            self.wanted
+                .extend(info.needed.iter().map(|n| base(n).to_string()));
+            if let Some(i) = &info.interp {
+                self.wanted.insert(base(i).to_string());
+            }
+        }
+    }
+
+    /// After the layer: checks the guess and writes what was held back.
+    /// Returns false if the output must be written again.
+    fn finish(&mut self, root: &Rootfs, a: &Analysis, t: &mut LayerTar) -> Result<bool> {
+        if self.failed
+            || self
+                .written_paths
+                .iter()
+                .any(|p| a.roots.iter().any(|r| is_within(p, r)))
+        {
+            return Ok(false);
+        }
+        for p in std::mem::take(&mut self.deferred) {
+            if a.roots.iter().any(|r| is_within(&p, r)) {
+                continue;
+            }
+            let Some(node) = root.get(&p) else {
+                return Ok(false);
+            };
+            archive::append_one(t, root, &p, node, &mut self.written, None, &mut self.buf)?;
+        }
+        Ok(true)
+    }
+}
+
+/// The [`Observer`] that feeds a [`Streamer`] and the layer being written.
+struct Observing<'a, 'b> {
+    st: &'a mut Streamer,
+    t: &'b mut LayerTar,
+}
+
+impl Observer for Observing<'_, '_> {
+    fn changed(&mut self) {
+        self.st.failed = true;
+    }
+
+    fn added(
+        &mut self,
+        root: &Rootfs,
+        new_parents: &[String],
+        path: &str,
+        data: Option<&mut dyn io::Read>,
+    ) -> Result<()> {
+        let st = &mut *self.st;
+        if st.failed {
+            return Ok(());
+        }
+        for p in new_parents {
+            if !st.protected_by_user(p) {
+                if let Some(n) = root.get(p) {
+                    archive::append_one(self.t, root, p, n, &mut st.written, None, &mut st.buf)?;
+                    st.written_paths.push(p.clone());
+                }
+            }
+        }
+        if st.protected_by_user(path) {
+            return Ok(());
+        }
+        let Some(node) = root.get(path) else {
+            return Ok(());
+        };
+        let wanted = st.wanted.contains(base(path));
+        let mut data = data;
+        match (&node.kind, node.content) {
+            (Kind::Symlink(t), _) => {
+                if wanted {
+                    st.wanted.insert(base(t).to_string());
+                }
+                if st.elf_paths.contains(path) {
+                    let target = if t.starts_with('/') {
+                        normalize(t)
+                    } else {
+                        normalize(&format!(
+                            "{}/{t}",
+                            path.rsplit_once('/').map_or("", |x| x.0)
+                        ))
+                    };
+                    st.elf_paths.extend(target);
+                }
+            }
+            (Kind::File, Some(c)) if wanted || st.elf_paths.contains(path) => {
+                let Some(d) = data.as_deref_mut() else {
+                    st.deferred.push(path.to_string());
+                    return Ok(());
+                };
+                if c.size <= st.max_elf {
+                    let mut bytes = Vec::with_capacity(c.size as usize);
+                    io::Read::take(d, c.size)
+                        .read_to_end(&mut bytes)
+                        .map_err(|e| Error::image(format!("reading /{path}: {e}")))?;
+                    st.learn_elf(&bytes);
+                    if !wanted {
+                        let mut r: &[u8] = &bytes;
+                        archive::append_one(
+                            self.t,
+                            root,
+                            path,
+                            node,
+                            &mut st.written,
+                            Some(&mut r),
+                            &mut st.buf,
+                        )?;
+                        st.written_paths.push(path.to_string());
+                    }
+                }
+                if wanted || c.size > st.max_elf {
+                    st.deferred.push(path.to_string());
+                }
+                return Ok(());
+            }
+            (Kind::File | Kind::Hardlink(_), Some(c))
+                if wanted || (node.kind != Kind::File && !st.written.contains_key(&c)) =>
+            {
+                st.deferred.push(path.to_string());
+                return Ok(());
+            }
+            _ => {}
+        }
+        let data = if node.kind == Kind::File { data } else { None };
+        archive::append_one(self.t, root, path, node, &mut st.written, data, &mut st.buf)?;
+        st.written_paths.push(path.to_string());
+        Ok(())
+    }
+}
+
+/// What the conversion protects, decided on the whole flattened tree.
+struct Analysis {
+    binary: Binary,
+    /// The minimal set of protected roots (relative paths).
+    roots: Vec<String>,
+    regions: Regions,
+    protected: Vec<(String, Region)>,
+}
+
+/// The user's choices that [`analyze`] needs.
+struct Who<'a> {
+    opts: &'a ConvertOptions,
+    encrypt: &'a [String],
+    authenticate: &'a [String],
+    plain: &'a [String],
+    run: &'a RunConfig,
+}
+
+fn drain(name: &str, r: &mut dyn io::Read) -> Result<()> {
+    // The digest is checked at the end of the stream.
+    io::copy(r, &mut io::sink()).map_err(|e| Error::Layer {
+        layer: name.to_string(),
+        msg: e.to_string(),
+    })?;
+    Ok(())
+}
+
+/// Resolves the binary and its libraries and decides the protected paths.
+fn analyze(root: &Rootfs, who: &Who<'_>) -> Result<Analysis> {
+    if root.get("sigil").is_some() {
+        return Err(Error::Usage(
+            "the image already has /sigil (is it converted already?)".into(),
+        ));
+    }
+
+    // The program.
+    let opts = who.opts;
+    let mut authenticate: Vec<String> = who.authenticate.to_vec();
+    let (encrypt, plain) = (who.encrypt, who.plain);
+    let given = match &opts.binary {
+        Some(b) => b.clone(),
+        None => default_binary(root, who.run)?,
+    };
+    if !given.starts_with('/') {
+        return Err(Error::Binary {
+            path: given,
+            msg: "must be an absolute path in the image".into(),
+        });
+    }
+    let binary = resolve::binary(root, &given, opts.limits.max_elf_bytes)?;
+
+    // What to protect. User paths must exist in the image (not through symlinks).
+    let check_exists = |flag: &str, p: &str| -> Result<()> {
+        match root.get(p).map(|n| &n.kind) {
+            None => Err(Error::Usage(format!(
+                "{flag} /{p}: does not exist in the image"
+            ))),
+            Some(Kind::Symlink(t)) => Err(Error::Usage(format!(
+                "{flag} /{p}: is a symlink (to {t}); give the path it points to"
+            ))),
+            Some(_) => Ok(()),
+        }
+    };
+    for p in encrypt {
+        check_exists("--dir", p)?;
+    }
+    for p in &authenticate {
+        check_exists("--authenticate", p)?;
+    }
+    for p in plain {
+        check_exists("--plain", p)?;
+    }
+    for p in encrypt.iter().chain(authenticate.iter()) {
+        if is_within(&binary.real, p) {
+            return Err(Error::Binary {
+                path: given.clone(),
+                msg: format!(
+                    "/{} lies inside protected /{p}; the binary is measured before volumes are opened, so leave it out (protect the paths next to it)",
+                    binary.real
+                ),
+            });
+        }
+    }
+    // Libraries are authenticated unless already inside a protected path.
+    for lib in &binary.libs {
+        if !encrypt
+            .iter()
+            .chain(authenticate.iter())
+            .any(|p| is_within(lib, p))
+        {
+            authenticate.push(lib.clone());
+        }
+    }
+    let mut roots: Vec<String> = encrypt.iter().chain(authenticate.iter()).cloned().collect();
+    roots.sort();
+    roots.dedup();
+    let roots: Vec<String> = roots
+        .iter()
+        .filter(|p| !roots.iter().any(|q| q != *p && is_within(p, q)))
+        .cloned()
+        .collect();
+    let mut regions = Regions::new();
+    let mut protected = Vec::new();
+    for p in &authenticate {
+        regions = regions.authenticate(p);
+        protected.push((format!("/{p}"), Region::Authenticated));
+    }
+    for p in encrypt {
+        regions = regions.encrypt(p);
+        protected.push((format!("/{p}"), Region::Encrypted));
+    }
+    for p in plain {
+        if roots.iter().any(|r| is_within(p, r)) {
+            regions = regions.plain(p);
+            protected.push((format!("/{p}"), Region::Plain));
+        }
+    }
+    protected.sort_by(|a, b| a.0.cmp(&b.0));
+
+    check_hard_links(root, &roots)?;
+    Ok(Analysis {
+        binary,
+        roots,
+        regions,
+        protected,
     })
 }
 

@@ -95,6 +95,23 @@ impl Node {
     }
 }
 
+/// Watches a layer being applied ([`Rootfs::apply_layer_observed`]).
+pub trait Observer {
+    /// `path` was added to the tree (after `new_parents`, the directories
+    /// made for it, parents first). For a regular file, `data` reads its
+    /// content (reading it is optional; what is not read is skipped).
+    fn added(
+        &mut self,
+        root: &Rootfs,
+        new_parents: &[String],
+        path: &str,
+        data: Option<&mut dyn Read>,
+    ) -> Result<()>;
+    /// A node already in the tree was removed or replaced (whiteout, opaque
+    /// directory, a second entry for the same path).
+    fn changed(&mut self);
+}
+
 /// A flattened root file system being built.
 pub struct Rootfs {
     staging: PathBuf,
@@ -240,6 +257,18 @@ impl Rootfs {
         tar_stream: impl Read,
         progress: &mut dyn FnMut(u64),
     ) -> Result<()> {
+        self.apply_layer_observed(name, tar_stream, progress, None)
+    }
+
+    /// [`Rootfs::apply_layer`], telling `observer` about every change as it
+    /// happens (used to write a single-layer image while it is read).
+    pub fn apply_layer_observed(
+        &mut self,
+        name: &str,
+        tar_stream: impl Read,
+        progress: &mut dyn FnMut(u64),
+        observer: Option<&mut dyn Observer>,
+    ) -> Result<()> {
         let layer = self.layers.len() as u32;
         let staged = self.staging.join(format!("layer-{layer}.tar"));
         let file = fs::OpenOptions::new()
@@ -256,7 +285,7 @@ impl Rootfs {
             out,
             err: None,
         });
-        let res = self.apply_entries(name, layer, &mut ar, progress);
+        let res = self.apply_entries(name, layer, &mut ar, progress, observer);
         let mut tee = ar.into_inner();
         if let Some(e) = tee.err.take() {
             return Err(Error::io(&staged, e));
@@ -272,6 +301,7 @@ impl Rootfs {
         layer: u32,
         ar: &mut tar::Archive<R>,
         progress: &mut dyn FnMut(u64),
+        mut observer: Option<&mut dyn Observer>,
     ) -> Result<()> {
         let lerr = |msg: String| Error::Layer {
             layer: name.to_string(),
@@ -314,7 +344,11 @@ impl Rootfs {
                 let dir = parent(&path).to_string();
                 self.check_ancestors(&dir, &lerr)?;
                 if hidden == ".wh..opq" {
-                    self.opaque(&dir, &this_layer);
+                    if self.opaque(&dir, &this_layer) {
+                        if let Some(o) = observer.as_deref_mut() {
+                            o.changed();
+                        }
+                    }
                 } else if hidden.is_empty() || hidden == "." || hidden == ".." {
                     return Err(lerr(format!("malformed whiteout {raw:?}")));
                 } else {
@@ -323,6 +357,11 @@ impl Rootfs {
                     } else {
                         format!("{dir}/{hidden}")
                     };
+                    if self.nodes.contains_key(&victim) {
+                        if let Some(o) = observer.as_deref_mut() {
+                            o.changed();
+                        }
+                    }
                     self.remove_subtree(&victim);
                 }
                 continue;
@@ -380,7 +419,7 @@ impl Rootfs {
             self.check_ancestors(&path, &lerr)?;
             self.seq += 1;
             let seq = self.seq;
-            self.make_parents(&path, seq, &mut this_layer);
+            let new_parents = self.make_parents(&path, seq, &mut this_layer);
             // Replacing: a directory over a directory only updates metadata
             // (and keeps its place in the order); anything else removes what
             // was there.
@@ -390,8 +429,13 @@ impl Rootfs {
                 Some(n) if existing_dir && kind == Kind::Dir => n.seq,
                 _ => seq,
             };
-            if !(existing_dir && kind == Kind::Dir) && self.nodes.contains_key(&path) {
-                self.remove_subtree(&path);
+            if self.nodes.contains_key(&path) {
+                if let Some(o) = observer.as_deref_mut() {
+                    o.changed();
+                }
+                if !(existing_dir && kind == Kind::Dir) {
+                    self.remove_subtree(&path);
+                }
             }
             let content = match &kind {
                 Kind::File => {
@@ -422,16 +466,19 @@ impl Rootfs {
                     });
                     match target {
                         Some(c) => Some(c),
-                        None => return Err(lerr(format!(
+                        None => {
+                            return Err(lerr(format!(
                             "{path}: hard link to {t:?}, which is not a regular file of the image"
-                        ))),
+                        )))
+                        }
                     }
                 }
                 _ => None,
             };
             this_layer.insert(path.clone());
+            let is_file = kind == Kind::File;
             self.nodes.insert(
-                path,
+                path.clone(),
                 Node {
                     kind,
                     mode,
@@ -443,6 +490,10 @@ impl Rootfs {
                     seq,
                 },
             );
+            if let Some(o) = observer.as_deref_mut() {
+                let data: Option<&mut dyn Read> = if is_file { Some(&mut entry) } else { None };
+                o.added(self, &new_parents, &path, data)?;
+            }
         }
         Ok(())
     }
@@ -465,7 +516,13 @@ impl Rootfs {
         Ok(())
     }
 
-    fn make_parents(&mut self, path: &str, seq: u64, this_layer: &mut HashSet<String>) {
+    fn make_parents(
+        &mut self,
+        path: &str,
+        seq: u64,
+        this_layer: &mut HashSet<String>,
+    ) -> Vec<String> {
+        let mut made = Vec::new();
         let mut end = 0;
         while let Some(i) = path[end..].find('/') {
             let anc = path[..end + i].to_string();
@@ -473,10 +530,12 @@ impl Rootfs {
                 let mut d = Node::dir(0o755);
                 d.seq = seq;
                 self.nodes.insert(anc.clone(), d);
+                made.push(anc.clone());
             }
             this_layer.insert(anc);
             end += i + 1;
         }
+        made
     }
 
     /// Removes `path` and everything below it (whiteout); absent is fine.
@@ -493,16 +552,19 @@ impl Rootfs {
         }
     }
 
-    fn opaque(&mut self, dir: &str, this_layer: &HashSet<String>) {
+    /// Hides what lower layers put in `dir`; returns whether anything went.
+    fn opaque(&mut self, dir: &str, this_layer: &HashSet<String>) -> bool {
         let victims: Vec<String> = self
             .nodes
             .keys()
             .filter(|k| is_under(k, dir) && !this_layer.contains(*k))
             .cloned()
             .collect();
+        let any = !victims.is_empty();
         for k in victims {
             self.nodes.remove(&k);
         }
+        any
     }
 
     /// Moves `path` (and everything below it) out of the tree into `dst_root`

@@ -411,3 +411,93 @@ fn symlink_binary_is_resolved_in_the_image_not_on_the_host() {
     assert_eq!(conv.init.binary, "/opt/real/tool");
     let _: Result<(), Error> = Ok(());
 }
+
+/// The paths of the first (root) layer of a converted OCI archive.
+fn root_layer_paths(out: &Path, dir: &Path) -> Vec<String> {
+    unpack(out, dir);
+    let index: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.join("index.json")).unwrap()).unwrap();
+    let m = index["manifests"][0]["digest"].as_str().unwrap();
+    let manifest: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(
+            dir.join("blobs/sha256")
+                .join(m.trim_start_matches("sha256:")),
+        )
+        .unwrap(),
+    )
+    .unwrap();
+    let l = manifest["layers"][0]["digest"].as_str().unwrap();
+    let blob = std::fs::read(
+        dir.join("blobs/sha256")
+            .join(l.trim_start_matches("sha256:")),
+    )
+    .unwrap();
+    let plain = decompress(&blob);
+    let mut ar = tar::Archive::new(&plain[..]);
+    let mut v: Vec<String> = ar
+        .entries()
+        .unwrap()
+        .map(|e| {
+            let e = e.unwrap();
+            String::from_utf8(e.path_bytes().to_vec())
+                .unwrap()
+                .trim_end_matches('/')
+                .to_string()
+        })
+        .collect();
+    v.sort();
+    v
+}
+
+#[test]
+fn single_layer_image_is_written_while_read_and_a_wrong_guess_is_redone() {
+    let t = tempfile::tempdir().unwrap();
+    let img = t.path().join("one.tar");
+    let mut secret = b"key = '".to_vec();
+    secret.extend_from_slice(MARKER);
+    ImageBuilder::new()
+        .layer(|l| {
+            l.add_host_elf("/usr/bin/python3.11", "usr/bin/python3.11")
+                .add_symlink("usr/bin/python3", "python3.11")
+                .add_bytes("app/secret.py", &secret, 0o600)
+                .add_bytes("etc/hostname", b"box", 0o644)
+        })
+        .entrypoint(["/usr/bin/python3"])
+        .write_oci_archive(&img)
+        .unwrap();
+    let mut roots = Vec::new();
+    // The binary named directly: its libraries are known before they pass
+    // and held back. Through the symlink that comes after the file: the
+    // libraries were written before they were known, the guess fails and
+    // the layer is written again from the staged copy.
+    for (i, (binary, streamed)) in [("/usr/bin/python3.11", true), ("/usr/bin/python3", false)]
+        .into_iter()
+        .enumerate()
+    {
+        let out = t.path().join(format!("out{i}.tar"));
+        let mut opts = options(&img, &out);
+        opts.binary = Some(binary.into());
+        opts.encrypt = vec!["/app".into()];
+        opts.plain = vec![];
+        opts.image_name = "single-sigil".into();
+        let conv = convert(&opts, &NoProgress).unwrap();
+        assert_eq!(conv.streamed, streamed, "{binary}");
+        assert!(conv.binary.libs.iter().any(|l| l.contains("libc.so.6")));
+        let paths = root_layer_paths(&out, &t.path().join(format!("u{i}")));
+        assert!(paths.contains(&"usr/bin/python3.11".to_string()));
+        assert!(paths.contains(&"etc/hostname".to_string()));
+        assert!(!paths.iter().any(|p| p.starts_with("app")), "{paths:?}");
+        for lib in &conv.binary.libs {
+            assert!(!paths.contains(lib), "{lib} in the root layer");
+        }
+        for (name, data) in files_under(&t.path().join(format!("u{i}/blobs/sha256"))) {
+            assert!(!contains(&decompress(&data), MARKER), "marker in {name}");
+        }
+        roots.push(paths);
+    }
+    assert_eq!(roots[0], roots[1]);
+    // The streamed output loads.
+    let loaded = podman(&["load", "-i", t.path().join("out0.tar").to_str().unwrap()]);
+    assert!(loaded.contains("single-sigil"), "{loaded}");
+    podman(&["rmi", "localhost/single-sigil:latest"]);
+}

@@ -571,6 +571,14 @@ pub fn run(a: Args) -> anyhow::Result<()> {
             println!("  {r:<13} {p}");
         }
         println!("  input       {} bytes of files", conv.input_bytes);
+        println!(
+            "  root layer  {}",
+            if conv.streamed {
+                "written while the input was read"
+            } else {
+                "written from the staged layers"
+            }
+        );
         println!("  digest      {}", conv.digest);
     }
     Ok(())
