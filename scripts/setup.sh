@@ -5,7 +5,8 @@ set -euo pipefail
 SUDO=""
 if [ "$(id -u)" != 0 ]; then SUDO="sudo"; fi
 
-PKGS=(podman runc skopeo age zstd openssl pkg-config jq python3-pip)
+# docker-registry + apache2-utils (htpasswd): the real registry the sigil-registry tests run on loopback.
+PKGS=(podman runc skopeo age zstd openssl pkg-config jq python3-pip docker-registry apache2-utils)
 missing=()
 for p in "${PKGS[@]}"; do
   dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")
