@@ -128,7 +128,7 @@ fn seal_into(
     // Files with one link are sealed while the tree is listed (no serial
     // scan before the parallel work starts).
     let mut scanned = scan_and_seal(src, &ctx)?;
-    scanned.sort_unstable_by(|a, b| a.rel.cmp(&b.rel));
+    scanned.par_sort_unstable_by(|a, b| a.rel.cmp(&b.rel));
     if scanned.len() > MAX_ENTRIES {
         return Err(FsError::Unsupported {
             path: src.to_path_buf(),
