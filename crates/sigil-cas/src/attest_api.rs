@@ -314,8 +314,8 @@ pub fn handle_with(
         return refuse(state, conn, None, details, vec![format!("evidence: {e}")]);
     }
 
-    let session = match state.read_session(session_name) {
-        Ok(Some((_, s))) => s,
+    let (session_hash, session) = match state.read_session(session_name) {
+        Ok(Some((rec, s))) => (rec.hash, s),
         Ok(None) => {
             return refuse(
                 state,
@@ -373,8 +373,30 @@ pub fn handle_with(
             refuse(state, conn, Some(session_name), details, reasons)
         }
         Decision::Accept => {
-            let service = match state.resolve_service(session_name, service_name) {
+            // Release exactly the version the decision was made under.
+            let service = match state.resolve_service_at(session_name, service_name, &session_hash)
+            {
                 Ok(s) => s,
+                Err(CasError::Conflict { .. }) => {
+                    // Not a refusal: the launcher retries (5xx) and is
+                    // decided against the new version.
+                    details["result"] = json!("retry");
+                    details["peer"] = json!(conn.peer.to_string());
+                    details["reasons"] =
+                        json!([format!("session {session_name} changed during attestation")]);
+                    state
+                        .metrics
+                        .inc("sigil_cas_attest_total", &[("result", "retry")]);
+                    if let Err(e) =
+                        state.append_audit(&actor(conn), "attest", Some(session_name), details)
+                    {
+                        tracing::error!("cannot audit an attestation attempt: {e}");
+                    }
+                    return error(
+                        StatusCode::SERVICE_UNAVAILABLE,
+                        format!("session {session_name} changed during attestation; retry"),
+                    );
+                }
                 Err(e) => {
                     return refuse(
                         state,

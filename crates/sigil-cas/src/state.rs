@@ -599,13 +599,56 @@ impl CasState {
         session: &str,
         service: &str,
     ) -> Result<ResolvedService, CasError> {
-        let (rec, s) = self
-            .read_session(session)?
-            .ok_or_else(|| CasError::NotFound(format!("no session `{session}`")))?;
+        self.resolve_inner(session, service, None)
+    }
+
+    /// As [`CasState::resolve_service`], but only from the session version
+    /// whose hash is `hash`: the version an attestation was decided
+    /// against. If the session was updated (or deleted) since, this is a
+    /// [`CasError::Conflict`], so configuration and secrets of a newer
+    /// version are never released on a decision made under an older one.
+    pub fn resolve_service_at(
+        &self,
+        session: &str,
+        service: &str,
+        hash: &str,
+    ) -> Result<ResolvedService, CasError> {
+        self.resolve_inner(session, service, Some(hash))
+    }
+
+    fn resolve_inner(
+        &self,
+        session: &str,
+        service: &str,
+        expect_hash: Option<&str>,
+    ) -> Result<ResolvedService, CasError> {
+        let changed = || CasError::Conflict {
+            message: format!("session `{session}` changed while the request was handled; retry"),
+            current: None,
+            given: expect_hash.map(str::to_string),
+        };
+        let Some((rec, s)) = self.read_session(session)? else {
+            return Err(match expect_hash {
+                Some(_) => changed(),
+                None => CasError::NotFound(format!("no session `{session}`")),
+            });
+        };
+        if expect_hash.is_some_and(|h| h != rec.hash) {
+            return Err(changed());
+        }
         let svc = s.service(service).ok_or_else(|| {
             CasError::NotFound(format!("session `{session}` has no service `{service}`"))
         })?;
         let mut mats = self.materials(session)?;
+        // The record and its secrets are committed together but read in two
+        // transactions: if the record is unchanged after reading the
+        // secrets, the secrets belong to this version (hashes never repeat,
+        // each names its predecessor).
+        if expect_hash.is_some()
+            && self.store.get(session)?.map(|r| r.hash) != Some(rec.hash.clone())
+        {
+            return Err(changed());
+        }
         for sec in &s.secrets {
             if matches!(sec.kind, SecretKind::Imported) {
                 if let Some(m) = self.imported_material(&s, &sec.name)? {
