@@ -118,6 +118,13 @@ fn seal_into(
     let data = dst.join(DATA_DIR);
     fs::create_dir(&data).map_err(|e| FsError::io("create directory", &data, e))?;
     let dm = fs::metadata(dst).map_err(|e| FsError::io("stat", dst, e))?;
+    let sm = fs::metadata(src).map_err(|e| FsError::io("stat", src, e))?;
+    if (sm.dev(), sm.ino()) == (dm.dev(), dm.ino()) {
+        return Err(FsError::Unsupported {
+            path: src.to_path_buf(),
+            reason: "the volume being written is inside the source tree".into(),
+        });
+    }
     let ctx = Ctx {
         dst,
         regions,

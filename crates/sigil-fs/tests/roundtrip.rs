@@ -244,4 +244,10 @@ fn a_volume_inside_its_own_source_is_refused() {
     .unwrap_err();
     assert!(err.to_string().contains("inside the source"), "{err}");
     assert!(!src.join("app/vol").exists());
+    // The source itself, empty, as the destination.
+    let empty = t.path().join("empty");
+    fs::create_dir(&empty).unwrap();
+    let err = seal(&empty, &empty, &regions(), &SealOptions::default()).unwrap_err();
+    assert!(err.to_string().contains("inside the source"), "{err}");
+    assert_eq!(fs::read_dir(&empty).unwrap().count(), 0);
 }
