@@ -28,6 +28,11 @@ use crate::CasError;
 
 /// Largest audit page returned at once.
 pub const MAX_AUDIT_PAGE: u64 = 1000;
+/// Most bytes the placeholders of one service may expand to in total when
+/// its configuration is resolved (the templates themselves are bounded by
+/// the 1 MiB session document). Keeps the answer within the launcher's
+/// 8 MiB limit and the CAS's memory bounded.
+pub const MAX_RESOLVED_SECRET_BYTES: usize = 4 * 1024 * 1024;
 
 /// Source of the current time (tests may substitute their own).
 pub trait Clock: Send + Sync {
@@ -656,6 +661,10 @@ impl CasState {
                 }
             }
         }
+        // A 1 MiB session can hold ~80k placeholders of a 64 KiB secret:
+        // without a budget, one attestation would make the CAS allocate
+        // gigabytes. The budget is checked as each placeholder is rendered.
+        let used = std::cell::Cell::new(0usize);
         let render = |ph: &Placeholder, in_file: bool| -> Result<Vec<u8>, CasError> {
             let m = mats.get(&ph.secret).ok_or_else(|| {
                 CasError::BadRequest(format!(
@@ -663,7 +672,15 @@ impl CasState {
                     ph.secret
                 ))
             })?;
-            m.render(&ph.secret, ph.format, in_file)
+            let out = m.render(&ph.secret, ph.format, in_file)?;
+            let total = used.get().saturating_add(out.len());
+            if total > MAX_RESOLVED_SECRET_BYTES {
+                return Err(CasError::BadRequest(format!(
+                    "the secrets substituted into service `{service}` of session `{session}` exceed {MAX_RESOLVED_SECRET_BYTES} bytes"
+                )));
+            }
+            used.set(total);
+            Ok(out)
         };
         let text = |t: &str| -> Result<String, CasError> {
             placeholder::substitute(t, |ph| {
