@@ -132,6 +132,53 @@ pub fn validate(session: &Session) -> Result<(), CasError> {
     }
 }
 
+/// Most RSA keys one session create or update may make the CAS generate.
+/// RSA generation takes up to seconds of CPU per key, and any identity may
+/// create a top-level session: without a cap, one 1 MiB session asking for
+/// thousands of `rsa-3072` keys would occupy the CAS for hours.
+pub const MAX_RSA_KEYGEN_PER_CHANGE: usize = 32;
+
+fn is_rsa(a: KeyAlgorithm) -> bool {
+    matches!(a, KeyAlgorithm::Rsa2048 | KeyAlgorithm::Rsa3072)
+}
+
+/// Refuses, before any key is generated, a change that needs more than
+/// [`MAX_RSA_KEYGEN_PER_CHANGE`] new RSA keys (secrets whose material is
+/// kept from `old` need none).
+fn check_rsa_generation(
+    session: &Session,
+    old: &BTreeMap<String, Material>,
+) -> Result<(), CasError> {
+    // A reissued certificate keeps its key: only missing or changed
+    // secrets need a new one.
+    let needed = session
+        .secrets
+        .iter()
+        .filter(|s| {
+            let rsa = match &s.kind {
+                SecretKind::PrivateKey {
+                    algorithm,
+                    value: None,
+                } => is_rsa(*algorithm),
+                SecretKind::X509Ca { algorithm, .. } | SecretKind::X509 { algorithm, .. } => {
+                    is_rsa(*algorithm)
+                }
+                _ => false,
+            };
+            rsa && old
+                .get(&s.name)
+                .is_none_or(|m| m.kind_id != kind_id(&s.kind))
+        })
+        .count();
+    if needed > MAX_RSA_KEYGEN_PER_CHANGE {
+        return Err(CasError::BadRequest(format!(
+            "session `{}` needs {needed} new RSA keys; the CAS generates at most {MAX_RSA_KEYGEN_PER_CHANGE} per create or update (add them over several updates, or use ecdsa-p256/ed25519)",
+            session.name.as_str()
+        )));
+    }
+    Ok(())
+}
+
 /// Random printable string of `n` characters (rejection sampling, no bias).
 fn random_ascii(key: &MasterKey, n: usize) -> Result<Vec<u8>, CasError> {
     let mut out = Vec::with_capacity(n);
@@ -219,6 +266,7 @@ pub fn materialize(
     reissue: bool,
 ) -> Result<BTreeMap<String, Material>, CasError> {
     validate(session)?;
+    check_rsa_generation(session, old)?;
     let mut out: BTreeMap<String, Material> = BTreeMap::new();
     // Order: plain secrets and CAs first, then leaf certificates (their
     // issuers must exist).

@@ -1,7 +1,7 @@
 //! Limits on what one session can make the CAS do. Any identity may create
 //! a top-level session, so a session must not be able to make the CAS
 //! expand a large secret through thousands of placeholders into gigabytes
-//! of memory.
+//! of memory, nor spend hours generating RSA keys.
 
 mod common;
 
@@ -76,5 +76,31 @@ async fn substituted_secrets_are_bounded() {
         "{:?}",
         r.reasons
     );
+    s.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rsa_key_generation_per_change_is_bounded() {
+    use sigil_cas::secrets::MAX_RSA_KEYGEN_PER_CHANGE;
+    let d = tempfile::tempdir().unwrap();
+    let s = start(d.path()).await;
+    let who = id("anyone").fingerprint();
+    let n = MAX_RSA_KEYGEN_PER_CHANGE + 1;
+    let secrets: String = (0..n)
+        .map(|i| format!("  - name: k{i}\n    kind: private-key\n    algorithm: rsa-3072\n"))
+        .collect();
+    let yaml = format!("name: rsa-bomb\nsecrets:\n{secrets}");
+    let st = s.state.clone();
+    let r = tokio::task::spawn_blocking(move || st.create_session(&who, &yaml))
+        .await
+        .unwrap();
+    let e = r.unwrap_err();
+    let msg = e.to_string();
+    assert!(
+        msg.contains(&format!("needs {n} new RSA keys")) && msg.contains("at most 32"),
+        "{msg}"
+    );
+    assert!(matches!(e, sigil_cas::CasError::BadRequest(_)), "{e:?}");
+    assert!(s.state.read_session("rsa-bomb").unwrap().is_none());
     s.shutdown().await;
 }
