@@ -35,7 +35,10 @@ pub struct Args {
     #[arg(long, value_name = "FORMAT", default_value = "oci-archive", value_parser = ["oci-archive", "docker-archive"])]
     pub format: String,
     /// Compression of the root layer (the sealed volume is stored uncompressed).
-    #[arg(long, value_name = "ALG", default_value = "zstd", value_parser = ["zstd", "gzip", "none"])]
+    /// Default none: an uncompressed layer is valid OCI, podman loads it, and
+    /// converting stays close to the cost of copying the image; zstd (level 1,
+    /// all cores) makes a smaller image for pushing, gzip is slowest.
+    #[arg(long, value_name = "ALG", default_value = "none", value_parser = ["none", "zstd", "gzip"])]
     pub compression: String,
     /// Compression level (zstd default 1, gzip default 1).
     #[arg(long, value_name = "N")]
