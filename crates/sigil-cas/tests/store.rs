@@ -180,15 +180,57 @@ async fn backup_while_running_and_restore() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn exporter_matches_on_both_ends() {
-    // The exporter the client computes equals the one the server hands to
-    // handlers: checked through the launcher's /v1/attest binding elsewhere;
-    // here both ends of one connection are compared directly.
+    // The server compares the report data with ITS exporter of the
+    // connection: evidence carrying the client's exporter of the same
+    // connection is accepted, the exporter of another connection to the
+    // same CAS is refused as a replay. Real TLS on loopback.
+    use sigil_client::attest::{AttestRequest, ATTEST_PATH, ATTEST_VERSION};
     let d = tempfile::tempdir().unwrap();
     let s = start(d.path()).await;
+    let m = [8u8; 32];
+    s.state
+        .create_session(
+            &id("dev").fingerprint(),
+            &format!(
+                "name: bind\nservices:\n  - name: app\n    command: [/bin/app]\n    attestation:\n      - simulation_measurement: {}\nsecurity:\n  attestation:\n    mode: simulation\n",
+                hex::encode(m)
+            ),
+        )
+        .unwrap();
     let c1 = client(&s, None).await;
     let c2 = client(&s, None).await;
     assert_ne!(c1.exporter(), c2.exporter(), "per connection");
     assert_ne!(c1.exporter(), [0u8; 64]);
+    let req = |rd: [u8; 64]| AttestRequest {
+        version: ATTEST_VERSION,
+        config_id: "bind/app".into(),
+        evidence: serde_json::to_value(sigil_attest::simulation::make_evidence(m, rd)).unwrap(),
+        launcher_version: "test".into(),
+    };
+    // c2's exporter sent over c1: refused, naming the channel mismatch.
+    let r = c1
+        .request(
+            hyper::Method::POST,
+            ATTEST_PATH,
+            Some("application/json"),
+            serde_json::to_vec(&req(c2.exporter())).unwrap().into(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(r.status.as_u16(), 403);
+    let refused: sigil_client::attest::AttestRefused = serde_json::from_slice(&r.body).unwrap();
+    assert!(
+        refused
+            .reasons
+            .iter()
+            .any(|x| x.contains("report data does not match")),
+        "{:?}",
+        refused.reasons
+    );
+    // c1's own exporter over c1: accepted.
+    c1.post_json(ATTEST_PATH, &req(c1.exporter()))
+        .await
+        .unwrap();
     s.shutdown().await;
 }
 
