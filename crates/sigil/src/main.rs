@@ -33,6 +33,8 @@ enum Command {
     Fs(cmd::fs::Args),
     /// Run the full local demo: CAS, convert, attest, run, refuse.
     Demo(cmd::demo::Args),
+    /// Pull images from registries into OCI layouts, push layouts and archives.
+    Image(cmd::image::Args),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -47,5 +49,6 @@ fn main() -> anyhow::Result<()> {
         Command::Attest(a) => cmd::attest::run(a),
         Command::Fs(a) => cmd::fs::run(a),
         Command::Demo(a) => cmd::demo::run(a),
+        Command::Image(a) => cmd::image::run(a),
     }
 }

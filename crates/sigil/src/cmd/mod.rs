@@ -8,4 +8,5 @@ pub mod demo;
 pub mod detect;
 pub mod fs;
 pub mod identity;
+pub mod image;
 pub mod session;
