@@ -279,13 +279,14 @@ pub fn handle_with(
             req.version
         ));
     }
-    let Some((session_name, service_name)) = req.config_id.split_once('/') else {
+    // Session names may be namespaced (`ns/app`); service names have no '/'.
+    let Some((session_name, service_name)) = req.config_id.rsplit_once('/') else {
         return bad(format!(
             "config_id {:?} is not session/service",
             req.config_id.chars().take(100).collect::<String>()
         ));
     };
-    if !valid_name(session_name) || !valid_name(service_name) {
+    if session_name.parse::<sigil_session::SessionName>().is_err() || !valid_name(service_name) {
         return bad("config_id has an invalid session or service name".into());
     }
     let launcher_version: String = req.launcher_version.chars().take(64).collect();

@@ -225,13 +225,46 @@ fn check_name(what: &str, s: &str) -> Result<(), String> {
     Ok(())
 }
 
+/// Session names as the session language allows them: `/`-separated
+/// segments of `A-Z a-z 0-9 _ . ~ -`, none empty, `.` or `..`, at most 255
+/// bytes in all.
+fn check_session_name(s: &str) -> Result<(), String> {
+    if s.len() > 255 {
+        return Err("session name is longer than 255 characters".into());
+    }
+    for seg in s.split('/') {
+        if seg.is_empty() || seg == "." || seg == ".." {
+            return Err(format!(
+                "session name {:?} has an empty, '.' or '..' segment",
+                truncate(s)
+            ));
+        }
+        if seg.len() > MAX_NAME_LEN {
+            return Err(format!(
+                "a segment of the session name is longer than {MAX_NAME_LEN} characters"
+            ));
+        }
+        if let Some(c) = seg
+            .chars()
+            .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | '~')))
+        {
+            return Err(format!(
+                "session name contains {c:?} (allowed: letters, digits, '-', '_', '.', '~', and '/' between namespace segments)"
+            ));
+        }
+    }
+    Ok(())
+}
+
 impl FromStr for ConfigId {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, String> {
+        // Session names may be namespaced (`ns/app`); service names have
+        // no '/', so the service is what follows the last one.
         let (session, service) = s
-            .split_once('/')
+            .rsplit_once('/')
             .ok_or_else(|| format!("expected session/service, found {:?}", truncate(s)))?;
-        check_name("session", session)?;
+        check_session_name(session)?;
         check_name("service", service)?;
         Ok(ConfigId {
             session: session.to_string(),
@@ -665,6 +698,25 @@ tag = "00ff"
     }
 
     #[test]
+    fn config_ids_of_namespaced_sessions() {
+        // The session language allows `ns/app` sessions and `~`; the
+        // service is what follows the last '/'.
+        let c: ConfigId = "team/shop~1/web".parse().unwrap();
+        assert_eq!(
+            (c.session.as_str(), c.service.as_str()),
+            ("team/shop~1", "web")
+        );
+        assert_eq!(c.to_string(), "team/shop~1/web");
+        let c: ConfigId = "shop/web".parse().unwrap();
+        assert_eq!((c.session.as_str(), c.service.as_str()), ("shop", "web"));
+        for bad in [
+            "web", "/web", "shop/", "a//b", "./b", "a/../b", "a b/c", "a/b~",
+        ] {
+            assert!(bad.parse::<ConfigId>().is_err(), "{bad}");
+        }
+    }
+
+    #[test]
     fn hostile_inputs_are_refused_with_the_field_named() {
         let g = good();
         let cases: Vec<(String, &str)> = vec![
@@ -677,6 +729,9 @@ tag = "00ff"
             (g.replace("shop/web", "shopweb"), "config_id"),
             (g.replace("shop/web", "shop/we b"), "config_id"),
             (g.replace("shop/web", "/web"), "config_id"),
+            (g.replace("shop/web", "shop//web"), "config_id"),
+            (g.replace("shop/web", "shop/../web"), "config_id"),
+            (g.replace("shop/web", "shop/web/"), "config_id"),
             (g.replace("/usr/bin/python3.11", "python3"), "binary"),
             (g.replace("/usr/bin/python3.11", "/usr/../bin/sh"), "binary"),
             (g.replace("/usr/bin/python3.11", "/app/run"), "binary"),

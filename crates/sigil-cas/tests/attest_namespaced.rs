@@ -1,0 +1,63 @@
+//! A service of a namespaced session (`team/shop`) attests as
+//! `team/shop/web`: the service is what follows the last '/'.
+
+mod common;
+
+use common::*;
+use sigil_attest::simulation::{make_evidence, SimulationVerifier};
+use sigil_attest::Verifiers;
+use sigil_cas::ConnInfo;
+use sigil_client::attest::{AttestRequest, ATTEST_VERSION};
+
+const M: [u8; 32] = [2; 32];
+
+fn request(config_id: &str, exporter: [u8; 64]) -> Vec<u8> {
+    serde_json::to_vec(&AttestRequest {
+        version: ATTEST_VERSION,
+        config_id: config_id.into(),
+        evidence: serde_json::to_value(make_evidence(M, exporter)).unwrap(),
+        launcher_version: "test".into(),
+    })
+    .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn namespaced_session_services_attest() {
+    let d = tempfile::tempdir().unwrap();
+    let s = start(d.path()).await;
+    let who = id("team").fingerprint();
+    s.state
+        .create_session(
+            &who,
+            "name: team\naccess_policy:\n  create_sessions: [CREATOR]\n",
+        )
+        .unwrap();
+    s.state
+        .create_session(
+            &who,
+            &format!(
+                "name: team/shop\nservices:\n  - name: web\n    command: [/bin/web]\n    attestation:\n      - simulation_measurement: {}\nsecurity:\n  attestation:\n    mode: simulation\n",
+                hex::encode(M)
+            ),
+        )
+        .unwrap();
+    let exporter = [1u8; 64];
+    let conn = ConnInfo {
+        peer: "127.0.0.1:1".parse().unwrap(),
+        client: None,
+        exporter: Some(exporter),
+    };
+    let verifiers = Verifiers::new().with(Box::new(SimulationVerifier));
+    let status = |cid: &str| {
+        sigil_cas::attest_api::handle_with(&s.state, &conn, &request(cid, exporter), &verifiers)
+            .status()
+            .as_u16()
+    };
+    assert_eq!(status("team/shop/web"), 200);
+    // The namespace itself has no service `shop/web`, and bad names stay bad.
+    assert_eq!(status("team/shop/nope"), 403);
+    for bad in ["team//web", "team/../web", "team/shop/", "/web"] {
+        assert_eq!(status(bad), 400, "{bad}");
+    }
+    s.shutdown().await;
+}
