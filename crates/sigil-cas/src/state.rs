@@ -209,6 +209,7 @@ impl CasState {
     fn imported_material(
         &self,
         session: &Session,
+        importer_creator: &str,
         secret_name: &str,
     ) -> Result<Option<Material>, CasError> {
         let Some(secret) = session.secret(secret_name) else {
@@ -217,7 +218,7 @@ impl CasState {
         let Some(imp) = &secret.import else {
             return Ok(None);
         };
-        let Some((_, exporter)) = self.read_session(&imp.session)? else {
+        let Some((exp_rec, exporter)) = self.read_session(&imp.session)? else {
             return Err(CasError::BadRequest(format!(
                 "secret `{secret_name}` imports from session `{}`, which does not exist",
                 imp.session
@@ -232,6 +233,29 @@ impl CasState {
                 imp.session,
                 imp.secret,
                 session.name.as_str()
+            )));
+        }
+        // An export names the importer by session name only, and any
+        // identity may create a top-level session: whoever first takes a
+        // name an export lists (not created yet, or deleted) would get the
+        // secret. So the importing session must also belong to someone the
+        // exporter trusts: its creator, or an identity its read or update
+        // policy names explicitly (`ANY` does not count).
+        let trusted = importer_creator == exp_rec.creator
+            || exp_rec
+                .policy
+                .read
+                .iter()
+                .chain(exp_rec.policy.update.iter())
+                .any(|p| p == importer_creator);
+        if !trusted {
+            return Err(CasError::Forbidden(format!(
+                "session `{}` exports secret `{}` to `{}`, but `{}` belongs to sha256:{importer_creator}, which `{}` does not trust (its creator, or an identity named in its access_policy read or update)",
+                imp.session,
+                imp.secret,
+                session.name.as_str(),
+                session.name.as_str(),
+                imp.session
             )));
         }
         let mut mats = self.materials(&imp.session)?;
@@ -344,7 +368,7 @@ impl CasState {
             &self.key,
             &s,
             &BTreeMap::new(),
-            &|n| self.imported_material(&s, n),
+            &|n| self.imported_material(&s, &caller.to_hex(), n),
             true,
         )?;
         let sealed = self.seal_secrets(&name, &mats)?;
@@ -418,7 +442,7 @@ impl CasState {
             &self.key,
             &s,
             &old,
-            &|n| self.imported_material(&s, n),
+            &|n| self.imported_material(&s, &cur.creator, n),
             true,
         )?;
         let generated: Vec<&String> = mats
@@ -656,7 +680,7 @@ impl CasState {
         }
         for sec in &s.secrets {
             if matches!(sec.kind, SecretKind::Imported) {
-                if let Some(m) = self.imported_material(&s, &sec.name)? {
+                if let Some(m) = self.imported_material(&s, &rec.creator, &sec.name)? {
                     mats.insert(sec.name.clone(), m);
                 }
             }

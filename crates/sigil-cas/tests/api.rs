@@ -321,6 +321,35 @@ async fn imports_need_an_export_and_bad_keys_are_refused() {
     // A session the secret is not exported to.
     let e = a.create_session(&consumer("intruder")).await.unwrap_err();
     assert_eq!(api_status(&e), 403, "{e}");
+    // Squatting: the platform also exports to `later`, a session nobody has
+    // created yet. Anyone may create top-level sessions, but one created by
+    // an identity the platform does not trust gets no secret.
+    let later_platform = platform
+        .replace("export: [consumer]", "export: [consumer, later]")
+        .replace("name: platform\n", "name: platform2\n");
+    a.create_session(&later_platform).await.unwrap();
+    let squat = consumer("later").replace("session: platform,", "session: platform2,");
+    let m = client(&s, Some(&id("mallory"))).await;
+    let e = m.create_session(&squat).await.unwrap_err();
+    assert_eq!(api_status(&e), 403, "{e}");
+    assert!(e.to_string().contains("does not trust"), "{e}");
+    assert!(s.state.read_session("later").unwrap().is_none());
+    // The platform's creator may create it; so may an identity the platform
+    // names in its access policy.
+    let bob = id("bob");
+    let trusting = later_platform
+        .replace("name: platform2\n", "name: platform3\n")
+        .replace(
+            "read: [CREATOR]",
+            &format!("read: [CREATOR, \"{}\"]", bob.fingerprint().to_hex()),
+        );
+    a.create_session(&trusting).await.unwrap();
+    let b = client(&s, Some(&bob)).await;
+    b.create_session(&consumer("later").replace("session: platform,", "session: platform3,"))
+        .await
+        .unwrap();
+    let r = s.state.resolve_service("later", "svc").unwrap();
+    assert_eq!(r.command[1].len(), 20);
     // A key given in the session that is not a key: clear validation error
     // (RSA keys themselves are tested in tests/rsa.rs).
     let bad = format!("name: badkey\nsecrets:\n  - name: k\n    kind: private-key\n    value: not-a-key\naccess_policy:\n{pol}\n");
