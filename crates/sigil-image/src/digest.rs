@@ -100,7 +100,8 @@ impl<W: Write> Write for HashWriter<W> {
 /// to yield more than `limit` bytes.
 pub struct HashReader<R> {
     inner: R,
-    ctx: ring::digest::Context,
+    /// `None`: only count (nothing to verify, so no hashing cost).
+    ctx: Option<ring::digest::Context>,
     len: u64,
     limit: u64,
 }
@@ -110,17 +111,27 @@ impl<R: io::Read> HashReader<R> {
     pub fn new(inner: R, limit: u64) -> Self {
         HashReader {
             inner,
-            ctx: ring::digest::Context::new(&ring::digest::SHA256),
+            ctx: Some(ring::digest::Context::new(&ring::digest::SHA256)),
             len: 0,
             limit,
         }
     }
 
-    /// The digest and length of what was read.
-    pub fn finish(self) -> (Digest, u64) {
-        let d = self.ctx.finish();
+    /// Like [`HashReader::new`] but only counting; [`HashReader::finish`]
+    /// then gives no digest.
+    pub fn counting(inner: R, limit: u64) -> Self {
+        HashReader {
+            inner,
+            ctx: None,
+            len: 0,
+            limit,
+        }
+    }
+
+    /// The digest (unless only counting) and length of what was read.
+    pub fn finish(self) -> (Option<Digest>, u64) {
         (
-            Digest(format!("sha256:{}", hex::encode(d.as_ref()))),
+            self.ctx.map(|c| Digest::from_sha256(c.finish().as_ref())),
             self.len,
         )
     }
@@ -129,7 +140,9 @@ impl<R: io::Read> HashReader<R> {
 impl<R: io::Read> io::Read for HashReader<R> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         let n = self.inner.read(buf)?;
-        self.ctx.update(&buf[..n]);
+        if let Some(c) = &mut self.ctx {
+            c.update(&buf[..n]);
+        }
         self.len += n as u64;
         if self.len > self.limit {
             return Err(io::Error::other(format!("more than {} bytes", self.limit)));

@@ -685,8 +685,12 @@ impl Read for ContentReader<'_> {
 /// consumes the stream (tar parsing and file writes) on the other core.
 pub fn threaded_reader(mut src: Box<dyn Read + Send>) -> impl Read + Send {
     let (tx, rx) = mpsc::sync_channel::<io::Result<Vec<u8>>>(8);
+    // Buffers come back to be filled again (zeroing 1 MiB per chunk showed
+    // up in profiles).
+    let (back_tx, back_rx) = mpsc::channel::<Vec<u8>>();
     std::thread::spawn(move || loop {
-        let mut buf = vec![0u8; 1 << 20];
+        let mut buf = back_rx.try_recv().unwrap_or_default();
+        buf.resize(1 << 20, 0);
         let mut filled = 0;
         let res = loop {
             match src.read(&mut buf[filled..]) {
@@ -717,6 +721,7 @@ pub fn threaded_reader(mut src: Box<dyn Read + Send>) -> impl Read + Send {
     });
     ChunkReader {
         rx,
+        back: back_tx,
         cur: Vec::new(),
         pos: 0,
         done: false,
@@ -725,6 +730,7 @@ pub fn threaded_reader(mut src: Box<dyn Read + Send>) -> impl Read + Send {
 
 struct ChunkReader {
     rx: mpsc::Receiver<io::Result<Vec<u8>>>,
+    back: mpsc::Sender<Vec<u8>>,
     cur: Vec<u8>,
     pos: usize,
     done: bool,
@@ -742,7 +748,10 @@ impl Read for ChunkReader {
                         self.done = true;
                         return Ok(0);
                     }
-                    self.cur = chunk;
+                    let old = std::mem::replace(&mut self.cur, chunk);
+                    if old.capacity() > 0 {
+                        let _ = self.back.send(old);
+                    }
                     self.pos = 0;
                 }
                 Ok(Err(e)) => {

@@ -372,7 +372,10 @@ struct VerifyingReader<R> {
 impl<R: Read> VerifyingReader<R> {
     fn new(r: R, expected: Option<Digest>, limit: u64, name: &str) -> Self {
         VerifyingReader {
-            inner: Some(HashReader::new(r, limit)),
+            inner: Some(match expected {
+                Some(_) => HashReader::new(r, limit),
+                None => HashReader::counting(r, limit),
+            }),
             expected,
             name: name.to_string(),
         }
@@ -387,8 +390,7 @@ impl<R: Read> Read for VerifyingReader<R> {
         let n = inner.read(buf)?;
         if n == 0 && !buf.is_empty() {
             if let Some(inner) = self.inner.take() {
-                let (d, _) = inner.finish();
-                if let Some(exp) = &self.expected {
+                if let (Some(exp), (Some(d), _)) = (&self.expected, inner.finish()) {
                     if &d != exp {
                         return Err(io::Error::other(format!(
                             "{}: digest mismatch (content is {d})",
