@@ -44,15 +44,18 @@ pub struct CasTrust {
 impl CasTrust {
     /// Reads `cas.toml` from `dir`; `Ok(None)` if there is none.
     pub fn load(dir: &Path) -> Result<Option<CasTrust>, ClientError> {
+        use crate::identity::{read_capped, ReadCapped};
         let p = dir.join("cas.toml");
-        let text = match std::fs::read_to_string(&p) {
+        let text = match read_capped(&p, 64 * 1024) {
             Ok(t) => t,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-            Err(e) => return Err(ClientError::Io(format!("cannot read {}: {e}", p.display()))),
+            Err(ReadCapped::Io(e)) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(ReadCapped::Io(e)) => {
+                return Err(ClientError::Io(format!("cannot read {}: {e}", p.display())))
+            }
+            Err(ReadCapped::TooLarge) => {
+                return Err(ClientError::Io(format!("{} is too large", p.display())))
+            }
         };
-        if text.len() > 64 * 1024 {
-            return Err(ClientError::Io(format!("{} is too large", p.display())));
-        }
         toml::from_str(&text)
             .map(Some)
             .map_err(|e| ClientError::Io(format!("{} is malformed: {e}", p.display())))
@@ -86,5 +89,59 @@ mod tests {
         assert_eq!(CasTrust::load(d.path()).unwrap(), Some(t));
         std::fs::write(d.path().join("cas.toml"), "address = 3").unwrap();
         assert!(CasTrust::load(d.path()).is_err());
+    }
+
+    /// A FIFO (or a device) reports length 0: the size limit must hold
+    /// while reading. The writer keeps the pipe open after 80 KiB, so a
+    /// reader without a limit would wait for EOF forever.
+    #[test]
+    fn endless_files_are_refused_at_the_limit() {
+        use std::io::Write;
+        let d = tempfile::tempdir().unwrap();
+        // key.pem is the first file Identity::load reads.
+        for (file, load) in [("cas.toml", 0), ("identity/key.pem", 1)] {
+            let p = d.path().join(file);
+            std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+            let _ = std::fs::remove_file(&p);
+            let c = std::ffi::CString::new(p.as_os_str().as_encoded_bytes()).unwrap();
+            // SAFETY: a valid NUL-terminated path.
+            assert_eq!(unsafe { libc_mkfifo(c.as_ptr(), 0o600) }, 0);
+            let (done_tx, done_rx) = std::sync::mpsc::channel::<()>();
+            let writer_path = p.clone();
+            let writer = std::thread::spawn(move || {
+                let mut w = std::fs::OpenOptions::new()
+                    .write(true)
+                    .open(&writer_path)
+                    .unwrap();
+                let _ = w.write_all(&[b'#'; 80 * 1024]);
+                // Keep the pipe open until the reader has answered.
+                let _ = done_rx.recv_timeout(std::time::Duration::from_secs(60));
+            });
+            let dir = d.path().to_path_buf();
+            let (tx, rx) = std::sync::mpsc::channel();
+            std::thread::spawn(move || {
+                let r = if load == 0 {
+                    CasTrust::load(&dir).map(|_| ()).map_err(|e| e.to_string())
+                } else {
+                    crate::Identity::load(&dir.join("identity"))
+                        .map(|_| ())
+                        .map_err(|e| e.to_string())
+                };
+                let _ = tx.send(r);
+            });
+            let r = rx
+                .recv_timeout(std::time::Duration::from_secs(30))
+                .unwrap_or_else(|_| panic!("{file}: read without a limit (blocked on the FIFO)"));
+            let e = r.expect_err(file);
+            assert!(e.contains("large"), "{file}: {e}");
+            drop(done_tx);
+            let _ = writer.join();
+            std::fs::remove_file(&p).unwrap();
+        }
+    }
+
+    extern "C" {
+        #[link_name = "mkfifo"]
+        fn libc_mkfifo(path: *const std::ffi::c_char, mode: u32) -> i32;
     }
 }

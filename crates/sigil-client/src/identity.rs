@@ -168,21 +168,45 @@ impl Identity {
     }
 }
 
-fn read_limited(path: &Path) -> Result<String, ClientError> {
-    let meta = fs::metadata(path).map_err(|e| {
-        ClientError::Io(format!(
+fn read_limited(path: &Path) -> Result<Zeroizing<String>, ClientError> {
+    read_capped(path, MAX_PEM_BYTES).map_err(|e| match e {
+        ReadCapped::Io(e) => ClientError::Io(format!(
             "cannot read {}: {e} (create an identity with `sigil identity create`)",
             path.display()
-        ))
-    })?;
-    if meta.len() > MAX_PEM_BYTES {
-        return Err(ClientError::Io(format!(
+        )),
+        ReadCapped::TooLarge => ClientError::Io(format!(
             "{} is larger than {MAX_PEM_BYTES} bytes; not an identity file",
             path.display()
-        )));
+        )),
+    })
+}
+
+/// Why [`read_capped`] failed.
+pub(crate) enum ReadCapped {
+    Io(std::io::Error),
+    TooLarge,
+}
+
+/// Reads a UTF-8 file of at most `limit` bytes into a zeroized buffer. The
+/// limit is enforced while reading, not from the metadata: a FIFO or a
+/// device (length 0 in `stat`) must not make us read without end.
+pub(crate) fn read_capped(path: &Path, limit: u64) -> Result<Zeroizing<String>, ReadCapped> {
+    use std::io::Read;
+    let f = fs::File::open(path).map_err(ReadCapped::Io)?;
+    let mut buf = Zeroizing::new(Vec::new());
+    f.take(limit + 1)
+        .read_to_end(&mut buf)
+        .map_err(ReadCapped::Io)?;
+    if buf.len() as u64 > limit {
+        return Err(ReadCapped::TooLarge);
     }
-    fs::read_to_string(path)
-        .map_err(|e| ClientError::Io(format!("cannot read {}: {e}", path.display())))
+    let text = std::str::from_utf8(&buf).map_err(|_| {
+        ReadCapped::Io(std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            "not UTF-8",
+        ))
+    })?;
+    Ok(Zeroizing::new(text.to_string()))
 }
 
 /// PEM-encodes DER bytes under a label (64-column base64 lines).
