@@ -127,7 +127,7 @@ fn principals(p: &[Principal]) -> Vec<String> {
 fn duration(d: std::time::Duration) -> String {
     let secs = d.as_secs();
     for (unit, n) in [("y", 365 * 86_400), ("d", 86_400), ("h", 3600), ("m", 60)] {
-        if secs > 0 && secs % n == 0 {
+        if secs > 0 && secs.is_multiple_of(n) {
             return format!("{}{unit}", secs / n);
         }
     }

@@ -408,7 +408,7 @@ impl Rng {
         self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
     }
     fn chance(&mut self, n: u64) -> bool {
-        self.next() % n == 0
+        self.next().is_multiple_of(n)
     }
     fn below(&mut self, n: usize) -> usize {
         (self.next() % n as u64) as usize
