@@ -135,7 +135,14 @@ impl Conn {
             .oci
             .auth(r, &self.oci_auth, op)
             .await
-            .map_err(|e| self.map_err(r, &r.whole(), e))?;
+            .map_err(|e| match self.map_err(r, &r.whole(), e) {
+                // What rustls reports when the other end speaks plain HTTP.
+                Error::Registry(m) if m.contains("InvalidContentType") => Error::Registry(format!(
+                    "{m} (the registry answers in plain HTTP; if that is intended, list it with --insecure-registry {})",
+                    r.registry()
+                )),
+                e => e,
+            })?;
         self.token = t.map(zeroize::Zeroizing::new);
         Ok(())
     }

@@ -52,7 +52,11 @@ fn push_and_pull_over_plain_http_with_insecure_registry() {
 
     // Without --insecure-registry the client insists on HTTPS.
     let o = sigil(&["image", "push", src.to_str().unwrap(), &r], &[]);
-    assert!(!o.status.success());
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        !o.status.success() && err.contains(&format!("--insecure-registry {}", reg.host)),
+        "{err}"
+    );
 
     let out = ok(&sigil(
         &[

@@ -6,7 +6,7 @@
 
 use std::path::PathBuf;
 
-use anyhow::Result;
+use anyhow::{anyhow, Result};
 use clap::{Parser, Subcommand};
 use sigil_registry::{AuthFiles, Options, Platform};
 
@@ -48,14 +48,16 @@ impl RegistryArgs {
         reference: &str,
         platform: Option<&str>,
     ) -> Result<(sigil_registry::Auth, Options)> {
-        let r = sigil_registry::parse_reference(reference)?;
+        let r = sigil_registry::parse_reference(reference).map_err(flat)?;
         let mut files = AuthFiles::from_env();
         if let Some(f) = &self.authfile {
             files.paths.insert(0, f.clone());
         }
-        let auth = files.lookup(sigil_registry::registry_of(&r))?;
+        let auth = files
+            .lookup(sigil_registry::registry_of(&r))
+            .map_err(flat)?;
         let platform = match platform {
-            Some(p) => p.parse::<Platform>()?,
+            Some(p) => p.parse::<Platform>().map_err(flat)?,
             None => Platform::default(),
         };
         Ok((
@@ -93,12 +95,18 @@ struct PushArgs {
     registry: RegistryArgs,
 }
 
+/// The message is already one complete line (an I/O error includes its
+/// cause); anyhow's "Caused by" would only repeat it.
+fn flat(e: sigil_registry::Error) -> anyhow::Error {
+    anyhow!("{e}")
+}
+
 /// Runs `sigil image`.
 pub fn run(args: Args) -> Result<()> {
     match args.command {
         Command::Pull(a) => {
             let (auth, opts) = a.registry.resolve(&a.reference, Some(&a.platform))?;
-            let p = sigil_registry::pull(&a.reference, &a.dir, &auth, &opts)?;
+            let p = sigil_registry::pull(&a.reference, &a.dir, &auth, &opts).map_err(flat)?;
             println!(
                 "pulled {} ({}, {} layers, {} bytes{}) into {}",
                 p.reference,
@@ -114,7 +122,7 @@ pub fn run(args: Args) -> Result<()> {
         }
         Command::Push(a) => {
             let (auth, opts) = a.registry.resolve(&a.reference, None)?;
-            let p = sigil_registry::push(&a.src, &a.reference, &auth, &opts)?;
+            let p = sigil_registry::push(&a.src, &a.reference, &auth, &opts).map_err(flat)?;
             println!(
                 "pushed {}@{} ({} blobs uploaded, {} already there, {} bytes)",
                 p.reference, p.digest, p.blobs_uploaded, p.blobs_skipped, p.bytes
