@@ -288,6 +288,34 @@ fn auth_file(dir: &Path, host: &str, user: &str, pass: &str) -> PathBuf {
     p
 }
 
+/// Everything logged (TRACE, every crate) while `f` runs on this thread.
+/// The blocking API runs its runtime on the calling thread, so this sees
+/// oci-client's, reqwest's, hyper's and rustls' events too.
+fn capture_logs(f: impl FnOnce()) -> String {
+    use std::sync::{Arc, Mutex};
+    #[derive(Clone)]
+    struct Buf(Arc<Mutex<Vec<u8>>>);
+    impl std::io::Write for Buf {
+        fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(b);
+            Ok(b.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let buf = Buf(Arc::new(Mutex::new(Vec::new())));
+    let w = buf.clone();
+    let sub = tracing_subscriber::fmt()
+        .with_max_level(tracing::Level::TRACE)
+        .with_ansi(false)
+        .with_writer(move || w.clone())
+        .finish();
+    tracing::subscriber::with_default(sub, f);
+    let v = buf.0.lock().unwrap().clone();
+    String::from_utf8_lossy(&v).to_string()
+}
+
 #[test]
 fn tls_registry_with_private_ca_and_htpasswd_auth() {
     if !available() {
@@ -350,6 +378,22 @@ fn tls_registry_with_private_ca_and_htpasswd_auth() {
                 "{text}"
             );
         }
+    }
+    // Nor in the logs, at the most verbose level, of a pull with the right
+    // password and a push with a wrong one (nor the basic-auth header value).
+    let logs = capture_logs(|| {
+        let d = t.path().join("logged");
+        pull(&r, &d, &auth, &with_ca).unwrap();
+        let _ = push(&src, &r, &wrong, &with_ca);
+    });
+    assert!(logs.len() > 1000, "expected trace logs, got {}", logs.len());
+    for secret in [password, wrong_pw] {
+        assert!(!logs.contains(secret));
+        let header = {
+            use base64::Engine as _;
+            base64::engine::general_purpose::STANDARD.encode(format!("sigil:{secret}"))
+        };
+        assert!(!logs.contains(&header));
     }
     // Credentials never appear in Debug output of the auth or options.
     let dbg = format!("{auth:?} {wrong:?} {with_ca:?} {files:?}");
