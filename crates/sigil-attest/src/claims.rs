@@ -62,6 +62,9 @@ pub struct Claims {
     pub sept_ve_disabled: Option<bool>,
     /// SEV-SNP launch measurement.
     pub snp_measurement: Option<[u8; 48]>,
+    /// SEV-SNP: the VMPL that requested the report (0 is the most
+    /// privileged level, the one the launch measurement describes).
+    pub snp_vmpl: Option<u32>,
     /// Simulation measurement (no hardware guarantee).
     pub simulation_measurement: Option<[u8; 32]>,
     /// Debug enclave / debug TD / SNP guest policy allows debugging.
@@ -97,6 +100,7 @@ impl Claims {
             service_td: false,
             sept_ve_disabled: None,
             snp_measurement: None,
+            snp_vmpl: None,
             simulation_measurement: None,
             debug: false,
             smt_enabled: None,
@@ -137,6 +141,8 @@ struct ClaimsView<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
     snp_measurement: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
+    snp_vmpl: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     simulation_measurement: Option<String>,
     debug: bool,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -163,6 +169,7 @@ impl Serialize for Claims {
             service_td: self.service_td,
             sept_ve_disabled: self.sept_ve_disabled,
             snp_measurement: self.snp_measurement.map(hex::encode),
+            snp_vmpl: self.snp_vmpl,
             simulation_measurement: self.simulation_measurement.map(hex::encode),
             debug: self.debug,
             smt_enabled: self.smt_enabled,
@@ -211,6 +218,9 @@ impl std::fmt::Display for Claims {
         }
         if let Some(m) = &self.snp_measurement {
             writeln!(f, "snp measurement:   {}", h(m))?;
+        }
+        if let Some(v) = self.snp_vmpl {
+            writeln!(f, "snp vmpl:          {v}")?;
         }
         if let Some(m) = &self.simulation_measurement {
             writeln!(f, "simulation meas.:  {} (NO HARDWARE GUARANTEE)", h(m))?;

@@ -128,6 +128,8 @@ pub enum Reason {
     SeptVeNotDisabled,
     /// SMT enabled without the hyperthreading tolerance.
     Hyperthreading,
+    /// SEV-SNP report requested from a VMPL other than 0.
+    SnpVmpl(u32),
 }
 
 /// A reason together with the session it refers to, for display.
@@ -190,6 +192,10 @@ impl fmt::Display for Refusal {
             Reason::Hyperthreading => write!(
                 f,
                 "hyperthreading (SMT) is enabled, not tolerated by session {s} (needs tolerate: hyperthreading)"
+            ),
+            Reason::SnpVmpl(v) => write!(
+                f,
+                "SEV-SNP report requested at VMPL {v}, not 0: code at that level is not what the launch measurement describes (e.g. a guest under an SVSM), refused for session {s}"
             ),
         }
     }
@@ -393,6 +399,12 @@ pub fn decide(
     if claims.smt_enabled == Some(true) && !tol(Tolerance::Hyperthreading) {
         reasons.push(Reason::Hyperthreading);
     }
+    // Any VMPL can ask the PSP for a report with any report data; only the
+    // most privileged one (0) runs what the launch measurement covers. A
+    // guest at VMPL 1-3 (under an SVSM or paravisor) can be any kernel.
+    if let Some(v) = claims.snp_vmpl.filter(|v| *v != 0) {
+        reasons.push(Reason::SnpVmpl(v));
+    }
 
     if reasons.is_empty() {
         Decision::Accept
@@ -441,6 +453,29 @@ mod tests {
             "s",
         );
         assert_eq!(d, Decision::Accept);
+    }
+
+    #[test]
+    fn snp_reports_from_vmpl_above_0_are_refused() {
+        let mut c = Claims::empty(TeeKind::Snp);
+        c.snp_measurement = Some([6; 48]);
+        c.report_data = [4; 64];
+        let r = Rule {
+            snp_measurement: Some([6; 48]),
+            ..Rule::default()
+        };
+        let p = SecurityPolicy::default();
+        c.snp_vmpl = Some(0);
+        assert_eq!(
+            decide(&c, std::slice::from_ref(&r), &p, &[4; 64], "s"),
+            Decision::Accept
+        );
+        for v in [1, 2, 3] {
+            c.snp_vmpl = Some(v);
+            let d = decide(&c, std::slice::from_ref(&r), &p, &[4; 64], "s");
+            assert_eq!(d.reasons(), vec![&Reason::SnpVmpl(v)]);
+            assert!(d.to_string().contains(&format!("VMPL {v}")), "{d}");
+        }
     }
 
     #[test]

@@ -557,6 +557,7 @@ impl SnpVerifier {
 
         let mut c = Claims::empty(TeeKind::Snp);
         c.snp_measurement = Some(rep.measurement);
+        c.snp_vmpl = Some(rep.vmpl);
         c.svn = Some(rep.guest_svn);
         c.report_data = rep.report_data;
         // Guest policy bit 19: DEBUG allowed.

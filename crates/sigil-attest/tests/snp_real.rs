@@ -48,6 +48,12 @@ fn every_expected_snp_row() {
                 let c = got.unwrap_or_else(|e| panic!("{r:?}: {e}"));
                 assert_eq!(c.tee, TeeKind::Snp);
                 assert_eq!(c.snp_measurement.unwrap()[..], report[0x90..0xC0]);
+                // Genuine guest reports come from VMPL 0 (offset 0x30).
+                assert_eq!(
+                    c.snp_vmpl,
+                    Some(u32::from_le_bytes(report[0x30..0x34].try_into().unwrap()))
+                );
+                assert_eq!(c.snp_vmpl, Some(0), "{r:?}");
                 assert_eq!(c.report_data[..], report[0x50..0x90]);
                 assert_eq!(
                     c.svn,

@@ -198,6 +198,7 @@ pub fn claims_json(c: &Claims) -> Value {
         "service_td": c.service_td,
         "sept_ve_disabled": c.sept_ve_disabled,
         "snp_measurement": h(c.snp_measurement.as_ref().map(|x| &x[..])),
+        "snp_vmpl": c.snp_vmpl,
         "simulation_measurement": h(c.simulation_measurement.as_ref().map(|x| &x[..])),
         "debug": c.debug,
         "smt_enabled": c.smt_enabled,
