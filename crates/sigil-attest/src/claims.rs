@@ -65,6 +65,9 @@ pub struct Claims {
     /// SEV-SNP: the VMPL that requested the report (0 is the most
     /// privileged level, the one the launch measurement describes).
     pub snp_vmpl: Option<u32>,
+    /// SEV-SNP guest policy bit 18 (MIGRATE_MA): a migration agent may be
+    /// bound to the guest and can export its memory.
+    pub snp_migration_agent: Option<bool>,
     /// Simulation measurement (no hardware guarantee).
     pub simulation_measurement: Option<[u8; 32]>,
     /// Debug enclave / debug TD / SNP guest policy allows debugging.
@@ -101,6 +104,7 @@ impl Claims {
             sept_ve_disabled: None,
             snp_measurement: None,
             snp_vmpl: None,
+            snp_migration_agent: None,
             simulation_measurement: None,
             debug: false,
             smt_enabled: None,
@@ -143,6 +147,8 @@ struct ClaimsView<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
     snp_vmpl: Option<u32>,
     #[serde(skip_serializing_if = "Option::is_none")]
+    snp_migration_agent: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     simulation_measurement: Option<String>,
     debug: bool,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -170,6 +176,7 @@ impl Serialize for Claims {
             sept_ve_disabled: self.sept_ve_disabled,
             snp_measurement: self.snp_measurement.map(hex::encode),
             snp_vmpl: self.snp_vmpl,
+            snp_migration_agent: self.snp_migration_agent,
             simulation_measurement: self.simulation_measurement.map(hex::encode),
             debug: self.debug,
             smt_enabled: self.smt_enabled,
@@ -221,6 +228,9 @@ impl std::fmt::Display for Claims {
         }
         if let Some(v) = self.snp_vmpl {
             writeln!(f, "snp vmpl:          {v}")?;
+        }
+        if let Some(m) = self.snp_migration_agent {
+            writeln!(f, "snp migration agent allowed: {m}")?;
         }
         if let Some(m) = &self.simulation_measurement {
             writeln!(f, "simulation meas.:  {} (NO HARDWARE GUARANTEE)", h(m))?;

@@ -130,6 +130,8 @@ pub enum Reason {
     Hyperthreading,
     /// SEV-SNP report requested from a VMPL other than 0.
     SnpVmpl(u32),
+    /// SEV-SNP guest policy allows a migration agent (MIGRATE_MA).
+    SnpMigrationAgent,
 }
 
 /// A reason together with the session it refers to, for display.
@@ -192,6 +194,10 @@ impl fmt::Display for Refusal {
             Reason::Hyperthreading => write!(
                 f,
                 "hyperthreading (SMT) is enabled, not tolerated by session {s} (needs tolerate: hyperthreading)"
+            ),
+            Reason::SnpMigrationAgent => write!(
+                f,
+                "SEV-SNP guest policy allows a migration agent (MIGRATE_MA), which can export the guest's memory; refused for session {s}"
             ),
             Reason::SnpVmpl(v) => write!(
                 f,
@@ -405,6 +411,9 @@ pub fn decide(
     if let Some(v) = claims.snp_vmpl.filter(|v| *v != 0) {
         reasons.push(Reason::SnpVmpl(v));
     }
+    if claims.snp_migration_agent == Some(true) {
+        reasons.push(Reason::SnpMigrationAgent);
+    }
 
     if reasons.is_empty() {
         Decision::Accept
@@ -456,7 +465,7 @@ mod tests {
     }
 
     #[test]
-    fn snp_reports_from_vmpl_above_0_are_refused() {
+    fn snp_reports_from_vmpl_above_0_or_with_a_migration_agent_are_refused() {
         let mut c = Claims::empty(TeeKind::Snp);
         c.snp_measurement = Some([6; 48]);
         c.report_data = [4; 64];
@@ -476,6 +485,15 @@ mod tests {
             assert_eq!(d.reasons(), vec![&Reason::SnpVmpl(v)]);
             assert!(d.to_string().contains(&format!("VMPL {v}")), "{d}");
         }
+        c.snp_vmpl = Some(0);
+        c.snp_migration_agent = Some(true);
+        let d = decide(&c, std::slice::from_ref(&r), &p, &[4; 64], "s");
+        assert_eq!(d.reasons(), vec![&Reason::SnpMigrationAgent]);
+        c.snp_migration_agent = Some(false);
+        assert_eq!(
+            decide(&c, std::slice::from_ref(&r), &p, &[4; 64], "s"),
+            Decision::Accept
+        );
     }
 
     #[test]

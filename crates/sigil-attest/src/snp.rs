@@ -558,6 +558,8 @@ impl SnpVerifier {
         let mut c = Claims::empty(TeeKind::Snp);
         c.snp_measurement = Some(rep.measurement);
         c.snp_vmpl = Some(rep.vmpl);
+        // Guest policy bit 18: MIGRATE_MA (a migration agent may be bound).
+        c.snp_migration_agent = Some(rep.policy & (1 << 18) != 0);
         c.svn = Some(rep.guest_svn);
         c.report_data = rep.report_data;
         // Guest policy bit 19: DEBUG allowed.

@@ -54,6 +54,8 @@ fn every_expected_snp_row() {
                     Some(u32::from_le_bytes(report[0x30..0x34].try_into().unwrap()))
                 );
                 assert_eq!(c.snp_vmpl, Some(0), "{r:?}");
+                let policy = u64::from_le_bytes(report[8..16].try_into().unwrap());
+                assert_eq!(c.snp_migration_agent, Some(policy & (1 << 18) != 0));
                 assert_eq!(c.report_data[..], report[0x50..0x90]);
                 assert_eq!(
                     c.svn,

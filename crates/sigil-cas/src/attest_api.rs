@@ -199,6 +199,7 @@ pub fn claims_json(c: &Claims) -> Value {
         "sept_ve_disabled": c.sept_ve_disabled,
         "snp_measurement": h(c.snp_measurement.as_ref().map(|x| &x[..])),
         "snp_vmpl": c.snp_vmpl,
+        "snp_migration_agent": c.snp_migration_agent,
         "simulation_measurement": h(c.simulation_measurement.as_ref().map(|x| &x[..])),
         "debug": c.debug,
         "smt_enabled": c.smt_enabled,
