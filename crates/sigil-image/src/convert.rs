@@ -453,6 +453,7 @@ pub fn convert_in(
             w
         }
     };
+    progress.stage("volume", 0);
     w.add_layer(LayerCompression::NONE, |t| {
         let mut h = tar::Header::new_gnu();
         h.set_entry_type(tar::EntryType::Directory);
@@ -475,6 +476,7 @@ pub fn convert_in(
         }
         Ok(())
     })?;
+    progress.stage("finishing", 0);
     let desc = w.finish(config, &image_name)?;
     drop(work);
 
