@@ -222,3 +222,132 @@ fn tls_registry_with_ca_file_and_registry_auth_file() {
         &[("DOCKER_CONFIG", &dc)],
     ));
 }
+
+/// `sigil convert --from docker://REF --push REF`: the image comes from the
+/// loopback registry and the converted one goes back to it, byte for byte
+/// the archive written with --to.
+#[test]
+fn convert_pulls_from_and_pushes_to_the_registry() {
+    if !available() {
+        return;
+    }
+    let ldconfig = ["/usr/sbin/ldconfig", "/sbin/ldconfig"]
+        .into_iter()
+        .find(|p| Path::new(p).is_file())
+        .expect("a static ldconfig on this host");
+    let reg = LocalRegistry::start(&RegistryConfig::default());
+    let t = tempfile::tempdir().unwrap();
+    let src = t.path().join("in");
+    sigil_image::build::ImageBuilder::new()
+        .layer(|l| l.add_host_elf(ldconfig, "bin/app"))
+        .layer(|l| l.add_bytes("data/secret.txt", b"registry convert secret", 0o600))
+        .entrypoint(["/bin/app"])
+        .write_oci_dir(&src)
+        .unwrap();
+    let r_in = format!("{}/convert/in:1", reg.host);
+    let r_out = format!("{}/convert/out:sigil", reg.host);
+    ok(&sigil(
+        &[
+            "image",
+            "push",
+            src.to_str().unwrap(),
+            &r_in,
+            "--insecure-registry",
+            &reg.host,
+        ],
+        &[],
+    ));
+    let out = t.path().join("app.tar");
+    let o = sigil(
+        &[
+            "convert",
+            "--from",
+            &format!("docker://{r_in}"),
+            "--to",
+            out.to_str().unwrap(),
+            "--dir",
+            "/data",
+            "--launcher",
+            ldconfig,
+            "--cas-pin",
+            "sha256:0101010101010101010101010101010101010101010101010101010101010101",
+            "--allow-simulation",
+            "--push",
+            &r_out,
+            "--insecure-registry",
+            &reg.host,
+        ],
+        &[],
+    );
+    let stdout = ok(&o);
+    assert!(
+        stdout.contains(&format!("pushed {r_out}@sha256:")),
+        "{stdout}"
+    );
+    // Only the outputs are left next to them: no pulled layout.
+    let mut names: Vec<String> = std::fs::read_dir(t.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().to_string())
+        .collect();
+    names.sort();
+    assert_eq!(names, ["app.session.yaml", "app.tar", "in"], "{names:?}");
+
+    // What the registry has is the archive that was written.
+    let written = t.path().join("written");
+    std::fs::create_dir(&written).unwrap();
+    let st = Command::new("tar")
+        .arg("-xf")
+        .arg(&out)
+        .arg("-C")
+        .arg(&written)
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let idx: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(written.join("index.json")).unwrap()).unwrap();
+    let want = idx["manifests"][0]["digest"].as_str().unwrap().to_string();
+    let back = t.path().join("back");
+    let auth = sigil_registry::Auth::Anonymous;
+    let opts = sigil_registry::Options {
+        insecure_registries: vec![reg.host.clone()],
+        ..Default::default()
+    };
+    let p = sigil_registry::pull(&r_out, &back, &auth, &opts).unwrap();
+    assert_eq!(p.manifest_digest, want);
+    // The session and the image name point at the pushed reference.
+    let img = sigil_image::source::SourceImage::open(&back, None, &Default::default()).unwrap();
+    assert!(!img.layers.is_empty());
+    let session = std::fs::read_to_string(t.path().join("app.session.yaml")).unwrap();
+    assert!(!session.is_empty());
+    assert_eq!(
+        idx["manifests"][0]["annotations"]["org.opencontainers.image.ref.name"]
+            .as_str()
+            .unwrap(),
+        r_out
+    );
+
+    // A missing input tag: one line, nothing written.
+    let out2 = t.path().join("none.tar");
+    let o = sigil(
+        &[
+            "convert",
+            "--from",
+            &format!("docker://{}/convert/in:missing", reg.host),
+            "--to",
+            out2.to_str().unwrap(),
+            "--launcher",
+            ldconfig,
+            "--cas-pin",
+            "sha256:0101010101010101010101010101010101010101010101010101010101010101",
+            "--insecure-registry",
+            &reg.host,
+        ],
+        &[],
+    );
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        !o.status.success() && err.contains("manifest unknown"),
+        "{err}"
+    );
+    assert!(!out2.exists());
+}

@@ -22,8 +22,10 @@ use sigil_init::config::{Mode, SpkiPin};
 /// Arguments of `sigil convert`.
 #[derive(clap::Args, Debug)]
 pub struct Args {
-    /// Input image: an OCI image layout (directory or tar) or a docker/podman save archive.
-    #[arg(long, value_name = "PATH")]
+    /// Input image: an OCI image layout (directory or tar), a docker/podman save
+    /// archive, or a registry image `docker://REF` (pulled first; see
+    /// docs/registry.md for credentials).
+    #[arg(long, value_name = "PATH|docker://REF")]
     pub from: String,
     /// Which image of an input holding several (its ref name or RepoTag).
     #[arg(long, value_name = "NAME")]
@@ -43,9 +45,17 @@ pub struct Args {
     /// Compression level (zstd default 1, gzip default 1).
     #[arg(long, value_name = "N")]
     pub compression_level: Option<i32>,
-    /// Push the result to a registry (not supported by this build).
-    #[arg(long)]
-    pub push: bool,
+    /// Push the converted image (OCI archive) to this registry reference
+    /// after writing it; it is also the image name in the session and chart
+    /// unless --image-name is given.
+    #[arg(long, value_name = "REF")]
+    pub push: Option<String>,
+    /// Platform to pick when --from is a multi-platform registry image.
+    #[arg(long, value_name = "OS/ARCH", default_value = "linux/amd64")]
+    pub platform: String,
+    /// Registry options for --from docker://REF and --push.
+    #[command(flatten)]
+    pub registry: super::image::RegistryArgs,
     /// The program to run: an absolute path in the image (symlinks resolved in the image).
     /// Default: the first word of the image's ENTRYPOINT+CMD.
     #[arg(long, value_name = "PATH")]
@@ -264,19 +274,59 @@ fn flat(e: sigil_image::Error) -> anyhow::Error {
 
 /// Runs `sigil convert`.
 pub fn run(a: Args) -> anyhow::Result<()> {
-    if a.push {
-        bail!("--push is not supported by this build (no registry client); write an archive with --to and push it with `skopeo copy oci-archive:FILE docker://REF`");
+    if a.push.is_some() && a.format == "docker-archive" {
+        bail!("--push uploads an OCI archive; drop --format docker-archive");
     }
-    let from = PathBuf::from(&a.from);
-    if !from.exists() {
-        if a.from.starts_with("docker://") || (a.from.contains(':') && a.from.contains('/')) {
-            bail!("--from {}: registry references are not supported by this build; fetch the image with `skopeo copy docker://REF oci-archive:FILE` and convert the file", a.from);
-        }
-        bail!("--from {}: no such file or directory", a.from);
-    }
+    let push_ref = match &a.push {
+        Some(r) => Some(
+            sigil_registry::parse_reference(r)
+                .map_err(|e| anyhow!("--push: {e}"))?
+                .whole(),
+        ),
+        None => None,
+    };
     let to =
         a.to.clone()
             .unwrap_or_else(|| PathBuf::from("converted.tar"));
+    // A registry image is pulled into a temporary OCI layout (removed when
+    // this function returns) and converted from there.
+    let mut _pulled: Option<tempfile::TempDir> = None;
+    let from = if a.from.starts_with("docker://") {
+        let (auth, ropts) = a.registry.resolve(&a.from, Some(&a.platform))?;
+        let parent = match (&a.work_dir, to.parent()) {
+            (Some(w), _) => w.clone(),
+            (None, Some(p)) if !p.as_os_str().is_empty() => p.to_path_buf(),
+            _ => PathBuf::from("."),
+        };
+        let tmp = tempfile::Builder::new()
+            .prefix(".sigil-from-")
+            .tempdir_in(&parent)
+            .map_err(|e| anyhow!("{}: {e}", parent.display()))?;
+        let dest = tmp.path().join("image");
+        let p = sigil_registry::pull(&a.from, &dest, &auth, &ropts)
+            .map_err(|e| anyhow!("--from {}: {e}", a.from))?;
+        if a.verbose {
+            eprintln!(
+                "pulled {} ({}, {} layers, {} bytes)",
+                p.reference, p.manifest_digest, p.layers, p.bytes
+            );
+        }
+        _pulled = Some(tmp);
+        dest
+    } else {
+        let from = PathBuf::from(&a.from);
+        if !from.exists() {
+            if a.from.contains(':') && a.from.contains('/') {
+                bail!(
+                    "--from {}: no such file; for a registry image write --from docker://{}",
+                    a.from,
+                    a.from
+                );
+            }
+            bail!("--from {}: no such file or directory", a.from);
+        }
+        from
+    };
     let stem = to
         .file_stem()
         .map(|s| s.to_string_lossy().to_string())
@@ -290,6 +340,7 @@ pub fn run(a: Args) -> anyhow::Result<()> {
     let image_name = convert::image_ref(
         &a.image_name
             .clone()
+            .or_else(|| push_ref.clone())
             .unwrap_or_else(|| format!("{}-sigil", helm::dns_label(&base_name))),
     );
     let cas_pin: SpkiPin = match &a.cas_pin {
@@ -508,6 +559,20 @@ pub fn run(a: Args) -> anyhow::Result<()> {
             return Err(e);
         }
     };
+    if let Some(r) = &a.push {
+        // The outputs are complete and stay; only the upload can fail here.
+        let (auth, ropts) = a.registry.resolve(r, None)?;
+        let p = sigil_registry::push(&to, r, &auth, &ropts).map_err(|e| {
+            anyhow!(
+                "--push {r}: {e} (outputs written; push {} later with `sigil image push`)",
+                to.display()
+            )
+        })?;
+        println!(
+            "pushed {}@{} ({} blobs uploaded, {} already there)",
+            p.reference, p.digest, p.blobs_uploaded, p.blobs_skipped
+        );
+    }
     if let (Some(url), Some(id_dir)) = (&a.cas, &a.identity) {
         // The outputs are complete and stay; only the upload failed.
         let addr = url
