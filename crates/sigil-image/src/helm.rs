@@ -123,7 +123,7 @@ pub fn values(o: &ChartOptions) -> Value {
             "logLevel": o.log_level,
         },
         "useSGXDevPlugin": if o.use_sgx_dev_plugin { "enabled" } else { "disabled" },
-        "sgx": {"epc": "64Mi", "enclave": 1, "provision": 1},
+        "sgx": {"epc": "64Mi", "enclave": 1, "provision": 1, "aesmd": true},
         "ports": o.ports,
         "service": {"type": "ClusterIP"},
         "volumes": o.volumes.iter().map(|(n, p)| json!({"name": n, "mountPath": p})).collect::<Vec<_>>(),

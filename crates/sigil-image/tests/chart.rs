@@ -127,6 +127,13 @@ fn every_workload_renders_and_validates() {
         assert!(text.contains("sgx.intel.com/epc: 64Mi"), "{text}");
         assert!(text.contains("sgx.intel.com/enclave: 1"), "{text}");
         assert!(text.contains("sgx.intel.com/provision: 1"), "{text}");
+        // The AESM socket of the host, for SGX quotes.
+        assert!(
+            text.contains("mountPath: /var/run/aesmd")
+                && text.contains("path: /var/run/aesmd")
+                && text.contains("type: Directory"),
+            "{text}"
+        );
         assert!(text.contains("name: SIGIL_CAS_ADDR\n"), "{text}");
         assert!(text.contains("name: SIGIL_SGX_RESOURCES\n"), "{text}");
         assert!(
@@ -177,6 +184,13 @@ fn without_device_plugin_mounts_host_devices_and_sets_apply() {
     );
     assert!(text.contains("replicas: 3"), "{text}");
     assert!(text.contains("value: \"debug\""), "{text}");
+    assert!(text.contains("mountPath: /var/run/aesmd"), "{text}");
+    // Without AESM on the host (e.g. DCAP quotes in process): no mount.
+    let dir2 = t.path().join("chart2");
+    o.sets = vec!["sgx.aesmd=false".into()];
+    write_chart(&dir2, &o).unwrap();
+    let text = render(&dir2);
+    assert!(!text.contains("aesmd"), "{text}");
 }
 
 #[test]

@@ -102,6 +102,11 @@ spec:
         - name: dev-sgx-provision
           mountPath: /dev/sgx_provision
         {{- end }}
+        {{- if .Values.sgx.aesmd }}
+        # The host's AESM service (aesm.socket): quotes for SGX attestation.
+        - name: aesmd-socket
+          mountPath: /var/run/aesmd
+        {{- end }}
         {{- range .Values.volumes }}
         - name: {{ .name }}
           mountPath: {{ .mountPath }}
@@ -119,6 +124,12 @@ spec:
       hostPath:
         path: /dev/sgx_provision
         type: CharDevice
+    {{- end }}
+    {{- if .Values.sgx.aesmd }}
+    - name: aesmd-socket
+      hostPath:
+        path: /var/run/aesmd
+        type: Directory
     {{- end }}
     {{- if ne .Values.workload "statefulset" }}
     {{- range .Values.volumes }}
