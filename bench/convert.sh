@@ -17,7 +17,7 @@ cd "$(dirname "$0")/.."
 RUNS="${1:-3}"
 W="${BENCH_DIR:-/tmp/sigil-bench-convert}"
 mkdir -p "$W"
-# Staging of the unpacked image: memory if available (as recommended).
+# Staging of the uncompressed layers: memory if available (as recommended).
 WORK="${SIGIL_WORK_DIR:-$( [ -d /dev/shm ] && echo /dev/shm || echo "$W")}"
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$PWD/target}"
 cargo build -q --release -p sigil
