@@ -178,6 +178,31 @@ pub fn select(
     }
 }
 
+/// Why neither hardware interface is usable, for the loud warning the
+/// launcher prints when `auto` mode falls back to simulation.
+pub fn no_hardware_reason(gramine_dir: &Path, tsm_dir: &Path) -> String {
+    let gramine = if !gramine_dir.exists() {
+        format!(
+            "{} does not exist (not running under Gramine-SGX)",
+            gramine_dir.display()
+        )
+    } else {
+        format!(
+            "{} lacks quote/user_report_data (Gramine remote attestation not enabled)",
+            gramine_dir.display()
+        )
+    };
+    let tsm = if tsm_dir.exists() {
+        format!("{} is not a directory", tsm_dir.display())
+    } else {
+        format!(
+            "{} does not exist (no TDX/SEV-SNP guest with configfs-tsm)",
+            tsm_dir.display()
+        )
+    };
+    format!("{gramine}; {tsm}")
+}
+
 /// Gramine: write the report data to `user_report_data`, read `quote`.
 /// `attestation_type` must say `dcap` (EPID is end-of-life and `none` has
 /// no quote).

@@ -2,6 +2,7 @@
 
 use std::io::Read;
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use crate::apply::{self, ApplyError, ExecError};
@@ -71,12 +72,13 @@ impl Level {
     }
 }
 
-/// Writes `sigil-init: ...` lines to stderr.
-#[derive(Clone, Copy, Debug)]
+/// Writes `sigil-init: ...` lines to stderr (or, for tests, to a buffer).
+#[derive(Clone, Debug)]
 pub struct Log {
     /// Verbosity.
     pub level: Level,
     start: Instant,
+    capture: Option<Arc<Mutex<Vec<String>>>>,
 }
 
 impl Log {
@@ -85,23 +87,67 @@ impl Log {
         Log {
             level,
             start: Instant::now(),
+            capture: None,
         }
+    }
+    /// A logger that collects its lines in the returned buffer instead of
+    /// writing them to stderr (for tests).
+    pub fn capturing(level: Level) -> (Log, Arc<Mutex<Vec<String>>>) {
+        let buf = Arc::new(Mutex::new(Vec::new()));
+        let log = Log {
+            capture: Some(buf.clone()),
+            ..Log::new(level)
+        };
+        (log, buf)
+    }
+    fn emit(&self, line: String) {
+        match &self.capture {
+            Some(buf) => buf.lock().unwrap_or_else(|p| p.into_inner()).push(line),
+            None => eprintln!("{line}"),
+        }
+    }
+    /// A warning: printed at every level, including `quiet`, because it
+    /// reports something an operator must not miss.
+    pub fn warn(&self, msg: impl std::fmt::Display) {
+        self.emit(format!("sigil-init: WARNING: {msg}"));
     }
     /// A progress line.
     pub fn info(&self, msg: impl std::fmt::Display) {
         if self.level >= Level::Info {
-            eprintln!("sigil-init: {msg}");
+            self.emit(format!("sigil-init: {msg}"));
         }
     }
     /// A detail line with the time since start.
     pub fn debug(&self, msg: impl std::fmt::Display) {
         if self.level >= Level::Debug {
-            eprintln!(
+            self.emit(format!(
                 "sigil-init: [{:.1} ms] {msg}",
                 self.start.elapsed().as_secs_f64() * 1e3
-            );
+            ));
         }
     }
+}
+
+/// Picks the evidence provider for `mode`. When `auto` mode finds no TEE
+/// interface and falls back to simulation, this warns at every log level
+/// and says why: simulation evidence proves nothing, so the fallback must
+/// never go unnoticed.
+pub fn select_provider(
+    mode: Mode,
+    paths: &Paths,
+    sim_measurement: [u8; 32],
+    log: &Log,
+) -> Result<Provider, LaunchError> {
+    let provider = evidence::select(mode, &paths.gramine_dir, &paths.tsm_dir, sim_measurement)?;
+    if mode == Mode::Auto && matches!(provider, Provider::Simulation { .. }) {
+        log.warn(format_args!(
+            "mode auto found no hardware TEE and falls back to SIMULATION evidence, \
+             which proves nothing about this machine: {}; only sessions that allow \
+             simulation will accept it (set mode = \"hw\" to refuse instead)",
+            evidence::no_hardware_reason(&paths.gramine_dir, &paths.tsm_dir)
+        ));
+    }
+    Ok(provider)
 }
 
 fn read_bounded(path: &Path, limit: u64) -> Result<Vec<u8>, LaunchError> {
@@ -196,7 +242,7 @@ pub fn prepare(
         binary.len(),
         cfg.binary
     ));
-    let provider: Provider = evidence::select(eff.mode, &paths.gramine_dir, &paths.tsm_dir, m)?;
+    let provider = select_provider(eff.mode, paths, m, log)?;
     log.debug(format_args!("evidence from {}", provider.name()));
     let deadline = env(ENV_TIMEOUT)
         .and_then(|v| v.parse::<f64>().ok())
@@ -257,4 +303,47 @@ pub fn run(paths: &Paths, env: &dyn Fn(&str) -> Option<String>, log: &Log) -> La
     };
     log.debug(format_args!("exec {}", ready.config.binary));
     apply::exec_verified(&ready.config.binary, &ready.binary, &ready.launch).into()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn paths(d: &Path) -> Paths {
+        Paths {
+            root: PathBuf::from("/"),
+            self_exe: PathBuf::from("/proc/self/exe"),
+            gramine_dir: d.join("no-gramine"),
+            tsm_dir: d.join("no-tsm"),
+        }
+    }
+
+    #[test]
+    fn auto_fallback_to_simulation_warns_at_every_level_with_the_reason() {
+        let d = tempfile::tempdir().unwrap();
+        let p = paths(d.path());
+        for level in [Level::Quiet, Level::Info, Level::Debug] {
+            let (log, lines) = Log::capturing(level);
+            let prov = select_provider(Mode::Auto, &p, [7; 32], &log).unwrap();
+            assert!(matches!(prov, Provider::Simulation { .. }));
+            let lines = lines.lock().unwrap();
+            let warn: Vec<_> = lines.iter().filter(|l| l.contains("WARNING")).collect();
+            assert_eq!(warn.len(), 1, "{level:?}: {lines:?}");
+            assert!(warn[0].contains("SIMULATION"), "{}", warn[0]);
+            assert!(warn[0].contains("no-gramine"), "{}", warn[0]);
+            assert!(warn[0].contains("no-tsm"), "{}", warn[0]);
+        }
+    }
+
+    #[test]
+    fn no_warning_for_explicit_sim_or_hardware() {
+        let d = tempfile::tempdir().unwrap();
+        let p = paths(d.path());
+        let (log, lines) = Log::capturing(Level::Debug);
+        select_provider(Mode::Sim, &p, [7; 32], &log).unwrap();
+        std::fs::create_dir(&p.tsm_dir).unwrap();
+        let prov = select_provider(Mode::Auto, &p, [7; 32], &log).unwrap();
+        assert!(matches!(prov, Provider::Tsm { .. }));
+        assert!(lines.lock().unwrap().is_empty());
+    }
 }
