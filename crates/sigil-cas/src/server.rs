@@ -562,7 +562,16 @@ async fn route_inner(
     path: &str,
     query: Option<String>,
 ) -> HttpResponse {
-    // Body first, with the global size limit and a deadline.
+    // The per-address attestation limit comes before the body: a limited
+    // client must not make the server read (and buffer) its request.
+    if method == Method::POST && path == "/v1/attest" && !state.attest_limiter.allow(info.peer.ip())
+    {
+        return http::error(
+            StatusCode::TOO_MANY_REQUESTS,
+            "too many attestation requests from this address; retry later",
+        );
+    }
+    // Body next, with the global size limit and a deadline.
     let collected = tokio::time::timeout(
         limits.body_timeout,
         Limited::new(req.into_body(), limits.max_body_bytes).collect(),
@@ -601,12 +610,6 @@ async fn route_inner(
             http::with_type(StatusCode::OK, "text/plain; version=0.0.4", text.into())
         }
         (&Method::POST, "/v1/attest") => {
-            if !state.attest_limiter.allow(info.peer.ip()) {
-                return http::error(
-                    StatusCode::TOO_MANY_REQUESTS,
-                    "too many attestation requests from this address; retry later",
-                );
-            }
             let st = state.clone();
             blocking(move || crate::attest_api::handle(&st, &info, body)).await
         }

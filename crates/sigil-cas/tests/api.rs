@@ -498,3 +498,46 @@ async fn concurrent_updates_one_wins() {
     assert_eq!(a1.get_session("race").await.unwrap().hash, winner);
     s.shutdown().await;
 }
+
+/// A rate-limited client gets 429 before the server reads its body: the
+/// request announces 10 MB and sends none of it, and the answer still comes
+/// at once (reading the body first would wait for the body deadline).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn attest_rate_limit_answers_before_reading_the_body() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let d = tempfile::tempdir().unwrap();
+    let mut cfg = config(d.path());
+    cfg.limits.attest_burst = 1;
+    cfg.limits.attest_rate_per_sec = 0.001;
+    cfg.limits.body_timeout = std::time::Duration::from_secs(120);
+    let s = sigil_cas::Server::start(cfg).await.unwrap();
+    let a = client(&s, Some(&id("alice"))).await;
+    let first = a
+        .request(Method::POST, "/v1/attest", None, "{}".into())
+        .await
+        .unwrap();
+    assert_ne!(first.status, StatusCode::TOO_MANY_REQUESTS);
+
+    let tls = sigil_client::tls::client_config(s.fingerprint, Some(&id("mallory"))).unwrap();
+    let tcp = tokio::net::TcpStream::connect(s.addr).await.unwrap();
+    let name = rustls::pki_types::ServerName::try_from("sigil-cas").unwrap();
+    let mut conn = tokio_rustls::TlsConnector::from(std::sync::Arc::new(tls))
+        .connect(name, tcp)
+        .await
+        .unwrap();
+    conn.write_all(
+        b"POST /v1/attest HTTP/1.1\r\nhost: cas\r\ncontent-type: application/json\r\n\
+          content-length: 10000000\r\n\r\n",
+    )
+    .await
+    .unwrap();
+    conn.flush().await.unwrap();
+    let mut buf = vec![0u8; 4096];
+    let n = tokio::time::timeout(std::time::Duration::from_secs(10), conn.read(&mut buf))
+        .await
+        .expect("no answer while the body is outstanding: the server waits for the body")
+        .unwrap();
+    let head = String::from_utf8_lossy(&buf[..n]);
+    assert!(head.starts_with("HTTP/1.1 429"), "{head}");
+    s.shutdown().await;
+}
