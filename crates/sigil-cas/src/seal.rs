@@ -10,7 +10,6 @@
 
 use std::fmt;
 use std::fs;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use ring::aead::{self, Aad, LessSafeKey, Nonce, UnboundKey, AES_256_GCM, NONCE_LEN};
@@ -93,7 +92,7 @@ impl MasterKey {
                 Ok(MasterKey::from_bytes(&*parse_hex_key(h, MASTER_KEY_ENV)?))
             }
             MasterKeySource::File(p) => {
-                use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+                use std::os::unix::fs::PermissionsExt;
                 match fs::metadata(p) {
                     Ok(m) => {
                         let mode = m.permissions().mode() & 0o777;
@@ -121,21 +120,14 @@ impl MasterKey {
                         SystemRandom::new()
                             .fill(&mut k[..])
                             .map_err(|_| CasError::Internal("random generator failed".into()))?;
-                        let hexed = Zeroizing::new(hex::encode(&k[..]));
-                        let mut f = fs::OpenOptions::new()
-                            .write(true)
-                            .create_new(true)
-                            .mode(0o600)
-                            .open(p)
-                            .map_err(|e| {
-                                CasError::Config(format!("cannot create {}: {e}", p.display()))
-                            })?;
-                        f.write_all(hexed.as_bytes())
-                            .and_then(|_| f.write_all(b"\n"))
-                            .and_then(|_| f.sync_all())
-                            .map_err(|e| {
-                                CasError::Config(format!("cannot write {}: {e}", p.display()))
-                            })?;
+                        let mut text = Zeroizing::new(hex::encode(&k[..]));
+                        text.push('\n');
+                        // Temporary file, fsync, link: a failed write never
+                        // leaves a partial key file (which would fail to parse
+                        // on the next start) and never replaces a key.
+                        sigil_client::atomic::create_new(p, text.as_bytes(), 0o600).map_err(
+                            |e| CasError::Config(format!("cannot create {}: {e}", p.display())),
+                        )?;
                         Ok(MasterKey::from_bytes(&k))
                     }
                     Err(e) => Err(CasError::Config(format!(
@@ -322,5 +314,53 @@ mod tests {
         assert!(
             MasterKey::load(&MasterKeySource::Hex(Zeroizing::new("ab".into())), false).is_err()
         );
+    }
+
+    /// Runs this test binary's `name` test again in a child whose file-size
+    /// limit is 0 (SIGXFSZ ignored), so every write to a regular file fails
+    /// with EFBIG; the child's assertions decide the outcome.
+    fn in_child_with_no_file_size(name: &str, dir: &Path) {
+        let exe = std::env::current_exe().unwrap();
+        let out = std::process::Command::new("sh")
+            .arg("-c")
+            .arg("trap '' XFSZ; ulimit -f 0 && exec \"$0\" --exact \"$1\" --nocapture --test-threads=1")
+            .arg(exe)
+            .arg(name)
+            .env("SIGIL_TEST_CHILD_DIR", dir)
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stdout).into_owned()
+            + &String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "{text}");
+        assert!(text.contains("1 passed"), "{text}");
+    }
+
+    #[test]
+    fn failed_key_write_leaves_no_file() {
+        match std::env::var_os("SIGIL_TEST_CHILD_DIR") {
+            Some(d) => {
+                let d = PathBuf::from(d);
+                let p = d.join("master.key");
+                let e = MasterKey::load(&MasterKeySource::File(p.clone()), true).unwrap_err();
+                assert!(e.to_string().contains("cannot create"), "{e}");
+                assert!(!p.exists(), "a partial key file was left behind");
+                let names: Vec<_> = fs::read_dir(&d).unwrap().collect();
+                assert!(names.is_empty(), "{names:?}");
+            }
+            None => {
+                let d = tempfile::tempdir().unwrap();
+                in_child_with_no_file_size(
+                    "seal::tests::failed_key_write_leaves_no_file",
+                    d.path(),
+                );
+                assert!(fs::read_dir(d.path()).unwrap().next().is_none());
+                // Without the limit it works, and the key is kept.
+                let p = d.path().join("master.key");
+                let k1 = MasterKey::load(&MasterKeySource::File(p.clone()), true).unwrap();
+                let k2 = MasterKey::load(&MasterKeySource::File(p.clone()), true).unwrap();
+                let blob = k1.seal(&[b"a"], b"x").unwrap();
+                assert_eq!(&*k2.open(&[b"a"], &blob).unwrap(), b"x");
+            }
+        }
     }
 }

@@ -4,7 +4,6 @@
 
 use std::fmt;
 use std::fs;
-use std::io::Write;
 use std::path::Path;
 
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
@@ -108,27 +107,30 @@ impl Identity {
     }
 
     /// Writes `key.pem` (mode 0600) and `cert.pem` into `dir`, creating it
-    /// (mode 0700). Refuses to overwrite an existing key.
+    /// (mode 0700). Refuses to overwrite an existing key. Each file is
+    /// written to a temporary file, fsynced and then moved into place, so a
+    /// failure leaves neither a partial key nor a key without certificate.
     pub fn save(&self, dir: &Path) -> Result<(), ClientError> {
-        use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+        use std::os::unix::fs::DirBuilderExt;
         fs::DirBuilder::new()
             .recursive(true)
             .mode(0o700)
             .create(dir)
             .map_err(|e| ClientError::Io(format!("cannot create {}: {e}", dir.display())))?;
         let key_path = dir.join(KEY_FILE);
-        let mut f = fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(0o600)
-            .open(&key_path)
-            .map_err(|e| ClientError::Io(format!("cannot create {}: {e}", key_path.display())))?;
-        f.write_all(self.key_pem().as_bytes())
-            .and_then(|_| f.sync_all())
-            .map_err(|e| ClientError::Io(format!("cannot write {}: {e}", key_path.display())))?;
         let cert_path = dir.join(CERT_FILE);
-        fs::write(&cert_path, self.cert_pem())
-            .map_err(|e| ClientError::Io(format!("cannot write {}: {e}", cert_path.display())))?;
+        let key_pem = self.key_pem();
+        crate::atomic::create_new(&key_path, key_pem.as_bytes(), 0o600)
+            .map_err(|e| ClientError::Io(format!("cannot create {}: {e}", key_path.display())))?;
+        if let Err(e) = crate::atomic::replace(&cert_path, self.cert_pem().as_bytes(), 0o644) {
+            // Take the key back out: a key without its certificate is unusable
+            // and would block the next attempt.
+            let _ = fs::remove_file(&key_path);
+            return Err(ClientError::Io(format!(
+                "cannot write {}: {e}",
+                cert_path.display()
+            )));
+        }
         Ok(())
     }
 
@@ -267,5 +269,46 @@ mod tests {
     #[test]
     fn garbage_pem_is_refused() {
         assert!(Identity::from_pem("garbage", "garbage").is_err());
+    }
+
+    #[test]
+    fn failed_save_leaves_nothing_and_never_clobbers() {
+        match std::env::var_os("SIGIL_TEST_CHILD_DIR") {
+            Some(d) => {
+                // Child: every write to a regular file fails (EFBIG).
+                let d = std::path::PathBuf::from(d).join("new");
+                let e = Identity::generate("x", &[]).unwrap().save(&d).unwrap_err();
+                assert!(e.to_string().contains("cannot create"), "{e}");
+                let names: Vec<_> = fs::read_dir(&d).unwrap().collect();
+                assert!(names.is_empty(), "partial files left: {names:?}");
+            }
+            None => {
+                let d = tempfile::tempdir().unwrap();
+                let exe = std::env::current_exe().unwrap();
+                let out = std::process::Command::new("sh")
+                    .arg("-c")
+                    .arg("trap '' XFSZ; ulimit -f 0 && exec \"$0\" --exact \"$1\" --nocapture --test-threads=1")
+                    .arg(exe)
+                    .arg("identity::tests::failed_save_leaves_nothing_and_never_clobbers")
+                    .env("SIGIL_TEST_CHILD_DIR", d.path())
+                    .output()
+                    .unwrap();
+                let text = String::from_utf8_lossy(&out.stdout).into_owned()
+                    + &String::from_utf8_lossy(&out.stderr);
+                assert!(out.status.success() && text.contains("1 passed"), "{text}");
+                // An existing identity is neither replaced nor mixed.
+                let dir = d.path().join("id");
+                let a = Identity::generate("a", &[]).unwrap();
+                a.save(&dir).unwrap();
+                let key = fs::read(dir.join(KEY_FILE)).unwrap();
+                let cert = fs::read(dir.join(CERT_FILE)).unwrap();
+                let b = Identity::generate("b", &[]).unwrap();
+                assert!(b.save(&dir).is_err());
+                assert_eq!(fs::read(dir.join(KEY_FILE)).unwrap(), key);
+                assert_eq!(fs::read(dir.join(CERT_FILE)).unwrap(), cert);
+                assert_eq!(fs::read_dir(&dir).unwrap().count(), 2);
+                assert_eq!(Identity::load(&dir).unwrap().fingerprint(), a.fingerprint());
+            }
+        }
     }
 }

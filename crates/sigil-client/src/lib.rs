@@ -6,6 +6,7 @@
 //! authenticate with an [`Identity`] whose fingerprint the CAS uses in
 //! access policies.
 
+pub mod atomic;
 pub mod attest;
 pub mod audit;
 pub mod client;
