@@ -92,6 +92,9 @@ pub struct Config {
     pub limits: Limits,
     /// Who may read the audit log (`None`: any authenticated client).
     pub audit_readers: Option<Vec<Fingerprint>>,
+    /// Who may create top-level sessions (`None`: any authenticated
+    /// client, which the CAS warns about at start).
+    pub session_creators: Option<Vec<Fingerprint>>,
     /// Clock.
     pub clock: Arc<dyn Clock>,
     /// Serve `DATA_DIR/admin.sock` (backups while running).
@@ -110,6 +113,7 @@ impl Config {
             master_key: None,
             limits: Limits::default(),
             audit_readers: None,
+            session_creators: None,
             clock: Arc::new(SystemClock),
             admin_socket: true,
             verifiers: Default::default(),
@@ -352,6 +356,7 @@ impl Server {
             ),
             fingerprint,
             audit_readers: config.audit_readers.clone(),
+            session_creators: config.session_creators.clone(),
             verifiers,
         });
         state.append_audit(
@@ -396,6 +401,13 @@ impl Server {
             }
         }
         tracing::info!(%addr, %fingerprint, "CAS listening");
+        match &config.session_creators {
+            None => tracing::warn!(
+                "anyone with a client certificate can create top-level sessions; \
+                 restrict this with --session-creator FINGERPRINT"
+            ),
+            Some(c) => tracing::info!("{} fingerprint(s) may create top-level sessions", c.len()),
+        }
         Ok(RunningServer {
             addr,
             fingerprint,

@@ -99,6 +99,10 @@ pub struct CasState {
     pub fingerprint: Fingerprint,
     /// Who may read the audit log (`None`: any authenticated client).
     pub audit_readers: Option<Vec<Fingerprint>>,
+    /// Who may create top-level sessions (`None`: any authenticated
+    /// client). Sessions inside a namespace follow the parent's
+    /// `create_sessions` policy instead.
+    pub session_creators: Option<Vec<Fingerprint>>,
     /// The attestation verifiers (built at start from [`crate::Config::verifiers`]).
     pub verifiers: Arc<sigil_attest::Verifiers>,
 }
@@ -358,6 +362,12 @@ impl CasState {
             if !permitted(&prec.policy.create_sessions, caller, &prec.creator) {
                 return Err(CasError::Forbidden(format!(
                     "{caller} may not create sessions in namespace `{parent}` (its access_policy.create_sessions)"
+                )));
+            }
+        } else if let Some(creators) = &self.session_creators {
+            if !creators.iter().any(|c| c == caller) {
+                return Err(CasError::Forbidden(format!(
+                    "{caller} may not create top-level sessions (see --session-creator)"
                 )));
             }
         }

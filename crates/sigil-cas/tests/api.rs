@@ -541,3 +541,45 @@ async fn attest_rate_limit_answers_before_reading_the_body() {
     assert!(head.starts_with("HTTP/1.1 429"), "{head}");
     s.shutdown().await;
 }
+
+/// `--session-creator`: only the listed fingerprints create top-level
+/// sessions; inside a namespace the parent's create_sessions decides.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn session_creators_restrict_top_level_creation_only() {
+    let d = tempfile::tempdir().unwrap();
+    let (alice, bob) = (id("alice"), id("bob"));
+    let mut cfg = config(d.path());
+    cfg.session_creators = Some(vec![alice.fingerprint()]);
+    let s = sigil_cas::Server::start(cfg).await.unwrap();
+    let a = client(&s, Some(&alice)).await;
+    let b = client(&s, Some(&bob)).await;
+    let top = simple_yaml("bobs", &policy("CREATOR", "CREATOR", "CREATOR"));
+    let e = b.create_session(&top).await.unwrap_err();
+    assert_eq!(api_status(&e), 403);
+    assert!(e.to_string().contains("--session-creator"), "{e}");
+    assert!(b.get_session("bobs").await.is_err());
+    let ns = simple_yaml(
+        "ns",
+        &policy(
+            "CREATOR",
+            "CREATOR",
+            &format!("CREATOR, \"{}\"", bob.fingerprint().to_hex()),
+        ),
+    );
+    a.create_session(&ns).await.unwrap();
+    // Namespaced creation follows the parent's policy, not the list.
+    let child = simple_yaml("ns/child", &policy("CREATOR", "CREATOR", "CREATOR"));
+    b.create_session(&child).await.unwrap();
+    b.get_session("ns/child").await.unwrap();
+    s.shutdown().await;
+
+    // Without the option anyone with a certificate may (the default).
+    let d2 = tempfile::tempdir().unwrap();
+    let s = start(d2.path()).await;
+    client(&s, Some(&bob))
+        .await
+        .create_session(&top)
+        .await
+        .unwrap();
+    s.shutdown().await;
+}

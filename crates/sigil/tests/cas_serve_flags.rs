@@ -160,3 +160,53 @@ fn verifier_flags_are_checked_before_anything_is_created() {
         ],
     );
 }
+
+/// `--session-creator` restricts top-level session creation; without it the
+/// CAS says at start that anyone with a client certificate may create.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn session_creator_flag_restricts_and_default_warns() {
+    let d = tempfile::tempdir().unwrap();
+    let alice = sigil_client::Identity::generate("alice", &[]).unwrap();
+    let bob = sigil_client::Identity::generate("bob", &[]).unwrap();
+    let alice_hex = alice.fingerprint().to_hex();
+    let (_s, addr, fp) = serve(&d.path().join("a"), &["--session-creator", &alice_hex]);
+    let yaml = |n: &str| {
+        format!("name: {n}\nsecrets:\n  - name: s\n    kind: ascii\n    size: 8\naccess_policy:\n  read: [CREATOR]\n  update: [CREATOR]\n  create_sessions: [CREATOR]\n")
+    };
+    let b = CasClient::connect(&addr, fp, Some(&bob)).await.unwrap();
+    match b.create_session(&yaml("bobs")).await {
+        Err(ClientError::Api { status, .. }) => assert_eq!(status, 403),
+        other => panic!("bob created a top-level session: {other:?}"),
+    }
+    let a = CasClient::connect(&addr, fp, Some(&alice)).await.unwrap();
+    a.create_session(&yaml("alices")).await.unwrap();
+
+    // Default: open, and said so loudly at start.
+    let log_path = d.path().join("serve.log");
+    let mut child = serve_cmd(&d.path().join("b"), &[])
+        .stdout(Stdio::piped())
+        .stderr(std::fs::File::create(&log_path).unwrap())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let _guard = Serve(child);
+    let mut lines = BufReader::new(stdout).lines();
+    while !lines
+        .next()
+        .expect("serve exited early")
+        .unwrap()
+        .starts_with("listening on ")
+    {}
+    let mut log = String::new();
+    for _ in 0..100 {
+        log = std::fs::read_to_string(&log_path).unwrap();
+        if log.contains("anyone with a client certificate can create") {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    assert!(
+        log.contains("anyone with a client certificate can create") && log.contains("WARN"),
+        "{log}"
+    );
+}

@@ -51,6 +51,11 @@ struct ServeArgs {
     /// Fingerprint allowed to read the audit log (repeat; default: any client).
     #[arg(long)]
     audit_reader: Vec<Fingerprint>,
+    /// Fingerprint allowed to create top-level sessions (repeat; default:
+    /// any client with a certificate). Sessions inside a namespace follow
+    /// the parent's create_sessions policy.
+    #[arg(long)]
+    session_creator: Vec<Fingerprint>,
     /// Largest request body in bytes.
     #[arg(long, default_value_t = 1024 * 1024)]
     max_body_bytes: usize,
@@ -252,6 +257,9 @@ fn serve(a: ServeArgs) -> Result<()> {
         };
         if !a.audit_reader.is_empty() {
             cfg.audit_readers = Some(a.audit_reader.clone());
+        }
+        if !a.session_creator.is_empty() {
+            cfg.session_creators = Some(a.session_creator.clone());
         }
         let server = sigil_cas::Server::start(cfg).await?;
         {
