@@ -7,18 +7,11 @@ use common::*;
 use sigil_attest::simulation::{make_evidence, SimulationVerifier};
 use sigil_attest::Verifiers;
 use sigil_cas::ConnInfo;
-use sigil_client::attest::{AttestRequest, ATTEST_VERSION};
 
 const M: [u8; 32] = [2; 32];
 
 fn request(config_id: &str, exporter: [u8; 64]) -> Vec<u8> {
-    serde_json::to_vec(&AttestRequest {
-        version: ATTEST_VERSION,
-        config_id: config_id.into(),
-        evidence: serde_json::to_value(make_evidence(M, exporter)).unwrap(),
-        launcher_version: "test".into(),
-    })
-    .unwrap()
+    serde_json::to_vec(&attest_request(config_id, make_evidence(M, exporter))).unwrap()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

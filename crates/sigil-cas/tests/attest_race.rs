@@ -16,7 +16,7 @@ use http_body_util::BodyExt;
 use sigil_attest::simulation::{make_evidence, SimulationVerifier};
 use sigil_attest::{Claims, Evidence, TeeKind, Verifier, Verifiers, VerifyError};
 use sigil_cas::{CasState, ConnInfo};
-use sigil_client::attest::{AttestAccepted, AttestRequest, ATTEST_VERSION};
+use sigil_client::attest::AttestAccepted;
 use sigil_client::Fingerprint;
 
 const OLD: [u8; 32] = [1; 32];
@@ -56,13 +56,7 @@ impl Verifier for UpdatingVerifier {
 
 fn request(measurement: [u8; 32]) -> Vec<u8> {
     let ev = make_evidence(measurement, EXPORTER);
-    serde_json::to_vec(&AttestRequest {
-        version: ATTEST_VERSION,
-        config_id: "race/app".into(),
-        evidence: serde_json::to_value(&ev).unwrap(),
-        launcher_version: "test".into(),
-    })
-    .unwrap()
+    serde_json::to_vec(&attest_request("race/app", ev)).unwrap()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -11,7 +11,7 @@ use sigil_attest::simulation::{make_evidence, SimulationVerifier};
 use sigil_attest::Verifiers;
 use sigil_cas::state::MAX_RESOLVED_SECRET_BYTES;
 use sigil_cas::ConnInfo;
-use sigil_client::attest::{AttestRefused, AttestRequest, ATTEST_VERSION};
+use sigil_client::attest::AttestRefused;
 
 const M: [u8; 32] = [5; 32];
 
@@ -49,13 +49,7 @@ async fn substituted_secrets_are_bounded() {
 
     // Through /v1/attest: a refusal with that reason, not a 200.
     let exporter = [3u8; 64];
-    let body = serde_json::to_vec(&AttestRequest {
-        version: ATTEST_VERSION,
-        config_id: "huge/app".into(),
-        evidence: serde_json::to_value(make_evidence(M, exporter)).unwrap(),
-        launcher_version: "test".into(),
-    })
-    .unwrap();
+    let body = serde_json::to_vec(&attest_request("huge/app", make_evidence(M, exporter))).unwrap();
     let conn = ConnInfo {
         peer: "127.0.0.1:1".parse().unwrap(),
         client: None,

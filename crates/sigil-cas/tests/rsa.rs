@@ -10,7 +10,7 @@ use std::collections::BTreeMap;
 use common::*;
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, PrivatePkcs8KeyDer, ServerName, UnixTime};
-use sigil_client::attest::{AttestAccepted, AttestRequest, ATTEST_PATH, ATTEST_VERSION};
+use sigil_client::attest::{AttestAccepted, ATTEST_PATH};
 use sigil_client::{CasClient, ClientError};
 
 const MEASUREMENT: [u8; 32] = [7; 32];
@@ -94,12 +94,7 @@ async fn attest(s: &sigil_cas::RunningServer) -> BTreeMap<String, Vec<u8>> {
         .await
         .unwrap();
     let ev = sigil_attest::simulation::make_evidence(MEASUREMENT, c.exporter());
-    let req = AttestRequest {
-        version: ATTEST_VERSION,
-        config_id: "rsa/app".into(),
-        evidence: serde_json::to_value(&ev).unwrap(),
-        launcher_version: "test".into(),
-    };
+    let req = attest_request("rsa/app", ev);
     let body = c.post_json(ATTEST_PATH, &req).await.unwrap();
     let a: AttestAccepted = serde_json::from_slice(&body).unwrap();
     assert_eq!(a.tee, "simulation");

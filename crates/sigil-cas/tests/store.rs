@@ -184,7 +184,7 @@ async fn exporter_matches_on_both_ends() {
     // connection: evidence carrying the client's exporter of the same
     // connection is accepted, the exporter of another connection to the
     // same CAS is refused as a replay. Real TLS on loopback.
-    use sigil_client::attest::{AttestRequest, ATTEST_PATH, ATTEST_VERSION};
+    use sigil_client::attest::ATTEST_PATH;
     let d = tempfile::tempdir().unwrap();
     let s = start(d.path()).await;
     let m = [8u8; 32];
@@ -201,12 +201,8 @@ async fn exporter_matches_on_both_ends() {
     let c2 = client(&s, None).await;
     assert_ne!(c1.exporter(), c2.exporter(), "per connection");
     assert_ne!(c1.exporter(), [0u8; 64]);
-    let req = |rd: [u8; 64]| AttestRequest {
-        version: ATTEST_VERSION,
-        config_id: "bind/app".into(),
-        evidence: serde_json::to_value(sigil_attest::simulation::make_evidence(m, rd)).unwrap(),
-        launcher_version: "test".into(),
-    };
+    let req =
+        |rd: [u8; 64]| attest_request("bind/app", sigil_attest::simulation::make_evidence(m, rd));
     // c2's exporter sent over c1: refused, naming the channel mismatch.
     let r = c1
         .request(

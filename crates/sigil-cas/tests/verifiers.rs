@@ -15,7 +15,7 @@ use common::*;
 use sigil_attest::{Evidence, TeeKind};
 use sigil_cas::attest_api::VerifierConfig;
 use sigil_cas::{CasError, Clock, Server};
-use sigil_client::attest::{AttestRefused, AttestRequest, ATTEST_PATH, ATTEST_VERSION};
+use sigil_client::attest::{AttestRefused, ATTEST_PATH};
 use sigil_client::CasClient;
 
 /// The shared test-data folder; fails with a clear message when missing.
@@ -69,12 +69,7 @@ async fn reasons_with(
     let c = CasClient::connect(&s.addr.to_string(), s.fingerprint, None)
         .await
         .unwrap();
-    let req = AttestRequest {
-        version: ATTEST_VERSION,
-        config_id: "t/app".into(),
-        evidence: serde_json::to_value(evidence).unwrap(),
-        launcher_version: "test".into(),
-    };
+    let req = attest_request("t/app", evidence);
     let r = c
         .request(
             hyper::Method::POST,

@@ -99,3 +99,16 @@ pub fn simple_yaml(name: &str, policy: &str) -> String {
         "name: {name}\nsecrets:\n  - name: s\n    kind: ascii\n    size: 8\naccess_policy:\n{policy}\n"
     )
 }
+
+/// The `/v1/attest` request a launcher sends for `config_id` with `evidence`.
+pub fn attest_request(
+    config_id: &str,
+    evidence: impl serde::Serialize,
+) -> sigil_client::attest::AttestRequest {
+    sigil_client::attest::AttestRequest {
+        version: sigil_client::attest::ATTEST_VERSION,
+        config_id: config_id.into(),
+        evidence: serde_json::to_value(evidence).unwrap(),
+        launcher_version: "test".into(),
+    }
+}
