@@ -85,7 +85,7 @@ fn seal_inner(
         });
     }
     let created = prepare_empty_dir(dst)?;
-    let r = seal_into(src, dst, regions, chunk_size, key);
+    let r = seal_into(src, &meta, dst, regions, chunk_size, key);
     if r.is_err() {
         // Leave nothing half-written behind.
         if created {
@@ -110,6 +110,7 @@ struct Ctx<'a> {
 
 fn seal_into(
     src: &Path,
+    sm: &fs::Metadata,
     dst: &Path,
     regions: &Regions,
     chunk_size: u32,
@@ -118,7 +119,6 @@ fn seal_into(
     let data = dst.join(DATA_DIR);
     fs::create_dir(&data).map_err(|e| FsError::io("create directory", &data, e))?;
     let dm = fs::metadata(dst).map_err(|e| FsError::io("stat", dst, e))?;
-    let sm = fs::metadata(src).map_err(|e| FsError::io("stat", src, e))?;
     if (sm.dev(), sm.ino()) == (dm.dev(), dm.ino()) {
         return Err(FsError::Unsupported {
             path: src.to_path_buf(),
