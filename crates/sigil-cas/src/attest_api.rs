@@ -317,8 +317,8 @@ pub fn handle_with(
         return refuse(state, conn, None, details, vec![format!("evidence: {e}")]);
     }
 
-    let (session_hash, session) = match state.read_session(session_name) {
-        Ok(Some((rec, s))) => (rec.hash, s),
+    let (record, session) = match state.read_session(session_name) {
+        Ok(Some(found)) => found,
         Ok(None) => {
             return refuse(
                 state,
@@ -377,7 +377,7 @@ pub fn handle_with(
         }
         Decision::Accept => {
             // Release exactly the version the decision was made under.
-            let service = match state.resolve_service_at(session_name, service_name, &session_hash)
+            let service = match state.resolve_decided(session_name, service_name, &record, &session)
             {
                 Ok(s) => s,
                 Err(CasError::Conflict { .. }) => {

@@ -155,6 +155,16 @@ fn subst_err(e: SubstituteError<CasError>) -> CasError {
     }
 }
 
+/// The session changed (or was deleted) between the decision made on the
+/// version `given` and the release of its configuration.
+fn changed(session: &str, given: &str) -> CasError {
+    CasError::Conflict {
+        message: format!("session `{session}` changed while the request was handled; retry"),
+        current: None,
+        given: Some(given.to_string()),
+    }
+}
+
 impl CasState {
     /// Now as RFC 3339.
     pub fn now_rfc3339(&self) -> String {
@@ -655,26 +665,48 @@ impl CasState {
         self.resolve_inner(session, service, Some(hash))
     }
 
+    /// As [`CasState::resolve_service_at`], for a caller that already holds
+    /// the version it decided on (`rec`, `s`, as [`CasState::read_session`]
+    /// returned them): the session is not read and parsed a second time.
+    pub fn resolve_decided(
+        &self,
+        session: &str,
+        service: &str,
+        rec: &SessionRecord,
+        s: &Session,
+    ) -> Result<ResolvedService, CasError> {
+        self.resolve_from(session, service, rec, s, true)
+    }
+
     fn resolve_inner(
         &self,
         session: &str,
         service: &str,
         expect_hash: Option<&str>,
     ) -> Result<ResolvedService, CasError> {
-        let changed = || CasError::Conflict {
-            message: format!("session `{session}` changed while the request was handled; retry"),
-            current: None,
-            given: expect_hash.map(str::to_string),
-        };
         let Some((rec, s)) = self.read_session(session)? else {
             return Err(match expect_hash {
-                Some(_) => changed(),
+                Some(h) => changed(session, h),
                 None => CasError::NotFound(format!("no session `{session}`")),
             });
         };
-        if expect_hash.is_some_and(|h| h != rec.hash) {
-            return Err(changed());
+        if let Some(h) = expect_hash.filter(|h| *h != rec.hash) {
+            return Err(changed(session, h));
         }
+        self.resolve_from(session, service, &rec, &s, expect_hash.is_some())
+    }
+
+    /// Resolves `service` from the version `rec`/`s`; with `check_version`,
+    /// refuses ([`CasError::Conflict`]) if the stored session is no longer
+    /// that version once its secrets have been read.
+    fn resolve_from(
+        &self,
+        session: &str,
+        service: &str,
+        rec: &SessionRecord,
+        s: &Session,
+        check_version: bool,
+    ) -> Result<ResolvedService, CasError> {
         let svc = s.service(service).ok_or_else(|| {
             CasError::NotFound(format!("session `{session}` has no service `{service}`"))
         })?;
@@ -683,14 +715,12 @@ impl CasState {
         // transactions: if the record is unchanged after reading the
         // secrets, the secrets belong to this version (hashes never repeat,
         // each names its predecessor).
-        if expect_hash.is_some()
-            && self.store.get(session)?.map(|r| r.hash) != Some(rec.hash.clone())
-        {
-            return Err(changed());
+        if check_version && self.store.get(session)?.map(|r| r.hash).as_ref() != Some(&rec.hash) {
+            return Err(changed(session, &rec.hash));
         }
         for sec in &s.secrets {
             if matches!(sec.kind, SecretKind::Imported) {
-                if let Some(m) = self.imported_material(&s, &rec.creator, &sec.name)? {
+                if let Some(m) = self.imported_material(s, &rec.creator, &sec.name)? {
                     mats.insert(sec.name.clone(), m);
                 }
             }
@@ -772,7 +802,7 @@ impl CasState {
         }
         Ok(ResolvedService {
             session: session.to_string(),
-            session_hash: rec.hash,
+            session_hash: rec.hash.clone(),
             service: service.to_string(),
             command,
             environment,
