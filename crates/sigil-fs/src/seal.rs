@@ -7,6 +7,7 @@ use std::io::Write;
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{FileExt, MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use rayon::prelude::*;
 
@@ -106,6 +107,10 @@ struct Ctx<'a> {
     keys: FileKeys,
     /// (dev, ino) of `dst`, which must not be inside the source.
     dst_id: (u64, u64),
+    /// Entries listed so far, across the directories listed in parallel:
+    /// checked against [`MAX_ENTRIES`] before a directory's files are
+    /// sealed, so an oversized tree is refused before it is written.
+    listed: AtomicUsize,
 }
 
 fn seal_into(
@@ -131,20 +136,13 @@ fn seal_into(
         chunk_size,
         keys: FileKeys::new(key),
         dst_id: (dm.dev(), dm.ino()),
+        listed: AtomicUsize::new(0),
     };
     // Files with one link are sealed while the tree is listed (no serial
     // scan before the parallel work starts).
+    // (scan_dir refuses more than MAX_ENTRIES entries.)
     let mut scanned = scan_and_seal(src, &ctx)?;
     scanned.par_sort_unstable_by(|a, b| a.rel.cmp(&b.rel));
-    if scanned.len() > MAX_ENTRIES {
-        return Err(FsError::Unsupported {
-            path: src.to_path_buf(),
-            reason: format!(
-                "{} entries (a volume holds at most {MAX_ENTRIES})",
-                scanned.len()
-            ),
-        });
-    }
 
     // A hard-linked file is stored once, under its first path, with the
     // strongest region of all its paths.
@@ -343,6 +341,13 @@ fn scan_dir(dir: &Path, parent: &[u8], ctx: &Ctx) -> Result<DirListing, FsError>
             });
         };
         out.push(Scanned { rel, mode, kind });
+    }
+    let listed = ctx.listed.fetch_add(out.len(), Ordering::Relaxed) + out.len();
+    if listed > MAX_ENTRIES {
+        return Err(FsError::Unsupported {
+            path: dir.to_path_buf(),
+            reason: format!("{listed} entries (a volume holds at most {MAX_ENTRIES})"),
+        });
     }
     let mut ids = vec![0u8; 16 * files.len()];
     crypto::random(&mut ids)?;
