@@ -25,8 +25,7 @@ impl Digest {
 
     /// The digest of `data`.
     pub fn of(data: &[u8]) -> Digest {
-        let d = ring::digest::digest(&ring::digest::SHA256, data);
-        Digest(format!("sha256:{}", hex::encode(d.as_ref())))
+        Digest::from_sha256(ring::digest::digest(&ring::digest::SHA256, data).as_ref())
     }
 
     /// The digest of a finished SHA-256 hash (32 bytes).
@@ -71,11 +70,7 @@ impl<W: Write> HashWriter<W> {
     /// Returns the inner writer, the digest and the byte count.
     pub fn finish(self) -> (W, Digest, u64) {
         let d = self.ctx.finish();
-        (
-            self.inner,
-            Digest(format!("sha256:{}", hex::encode(d.as_ref()))),
-            self.len,
-        )
+        (self.inner, Digest::from_sha256(d.as_ref()), self.len)
     }
 
     /// The inner writer.
