@@ -661,7 +661,5 @@ fn trusted_cas_pin() -> anyhow::Result<SpkiPin> {
             dir.display()
         )
     })?;
-    let pin = trust.fingerprint.to_string();
-    pin.parse()
-        .map_err(|e: String| anyhow!("trusted CAS fingerprint {pin}: {e}"))
+    Ok(SpkiPin(trust.fingerprint.0))
 }
