@@ -56,7 +56,7 @@ checks types; these are the rules between values.
 
 {{/* The `sigil cas serve` arguments. */}}
 {{- define "sigil-cas.args" -}}
-- --data-dir=/var/lib/sigil-cas/data
+- {{ printf "--data-dir=/var/lib/sigil-cas/%s" .Values.store.dataDir | quote }}
 {{- $addr := .Values.cas.listenAddress | toString }}
 {{- if contains ":" $addr }}{{ $addr = printf "[%s]" $addr }}{{ end }}
 - {{ printf "--listen=%s:%v" $addr .Values.cas.port | quote }}
