@@ -229,9 +229,14 @@ pub(crate) fn open_manifest(
             "bad magic (not a sealed manifest)".into(),
         ));
     }
+    if header[8] == 1 {
+        return Err(ManifestOpenError::Format(
+            "volume format version 1: reseal with this version".into(),
+        ));
+    }
     if header[8] != VERSION {
         return Err(ManifestOpenError::Format(format!(
-            "unsupported version {}",
+            "unsupported volume format version {}",
             header[8]
         )));
     }

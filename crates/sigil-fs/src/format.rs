@@ -2,7 +2,7 @@
 //! rules. See `FORMAT.md` for the specification; this module is its
 //! implementation and every decoder here treats its input as hostile.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 
 use crate::Region;
 
@@ -10,8 +10,12 @@ use crate::Region;
 pub const FILE_MAGIC: [u8; 8] = *b"SIGILFSF";
 /// Magic of the sealed manifest.
 pub const MANIFEST_MAGIC: [u8; 8] = *b"SIGILFSM";
-/// Format version written and accepted.
-pub const VERSION: u8 = 1;
+/// Volume format version (manifest header and plaintext) written and
+/// accepted: 2 added blob ids and offsets (packs of small files).
+pub const VERSION: u8 = 2;
+/// Version byte of a sealed file's header: the sealed-file layout, which
+/// volume format 2 did not change.
+pub const FILE_VERSION: u8 = 1;
 /// Length of a sealed-file header.
 pub const HEADER_LEN: usize = 40;
 /// Length of the sealed manifest's clear header.
@@ -76,7 +80,7 @@ impl FileHeader {
     pub fn encode(&self) -> [u8; HEADER_LEN] {
         let mut h = [0u8; HEADER_LEN];
         h[..8].copy_from_slice(&FILE_MAGIC);
-        h[8] = VERSION;
+        h[8] = FILE_VERSION;
         h[9] = region_code(self.region);
         h[12..16].copy_from_slice(&self.chunk_size.to_le_bytes());
         h[16..32].copy_from_slice(&self.file_id);
@@ -95,7 +99,7 @@ impl FileHeader {
         if h[..8] != FILE_MAGIC {
             return Err("bad magic (not a sealed file)".into());
         }
-        if h[8] != VERSION {
+        if h[8] != FILE_VERSION {
             return Err(format!("unsupported version {}", h[8]));
         }
         let region = match region_from_code(h[9]) {
@@ -198,10 +202,14 @@ pub enum RawKind {
         region: Region,
         /// Plaintext size.
         size: u64,
-        /// Random identifier; the sealed file is `data/<hex(file_id)>`.
+        /// Random identifier, in the sealed file's header and key.
         file_id: [u8; 16],
         /// SHA-256 of header || all chunk tags (zero for plain files).
         digest: [u8; 32],
+        /// The blob holding the file: `data/<hex(blob)>`.
+        blob: [u8; 16],
+        /// Where the sealed file starts in its blob.
+        offset: u64,
     },
     /// A symbolic link; the target is data, never followed.
     Symlink {
@@ -291,11 +299,15 @@ impl Manifest {
                     size,
                     file_id,
                     digest,
+                    blob,
+                    offset,
                 } => {
                     out.push(region_code(*region));
                     out.extend_from_slice(&size.to_le_bytes());
                     out.extend_from_slice(file_id);
                     out.extend_from_slice(digest);
+                    out.extend_from_slice(blob);
+                    out.extend_from_slice(&offset.to_le_bytes());
                 }
                 RawKind::Symlink { target } => {
                     out.extend_from_slice(&(target.len() as u16).to_le_bytes());
@@ -361,6 +373,9 @@ impl Manifest {
                     file_id.copy_from_slice(r.bytes(16).ok_or_else(|| err("truncated"))?);
                     let mut digest = [0u8; 32];
                     digest.copy_from_slice(r.bytes(32).ok_or_else(|| err("truncated"))?);
+                    let mut blob = [0u8; 16];
+                    blob.copy_from_slice(r.bytes(16).ok_or_else(|| err("truncated"))?);
+                    let offset = r.u64().ok_or_else(|| err("truncated"))?;
                     Layout::new(size, chunk_size).map_err(|e| err(&e))?;
                     if !ids.insert(file_id) {
                         return Err(err("file id used twice"));
@@ -370,6 +385,8 @@ impl Manifest {
                         size,
                         file_id,
                         digest,
+                        blob,
+                        offset,
                     }
                 }
                 3 => {
@@ -413,10 +430,79 @@ impl Manifest {
                 buf.len() - r.pos
             ));
         }
-        Ok(Manifest {
+        let m = Manifest {
             chunk_size,
             entries,
-        })
+        };
+        m.blob_lengths()?;
+        Ok(m)
+    }
+
+    /// The length every blob must have (`None`: a plain file's blob, whose
+    /// length is not fixed), after checking that the files of each blob
+    /// tile it exactly (FORMAT.md §1, §4.2). Errors name an entry.
+    pub fn blob_lengths(&self) -> Result<HashMap<[u8; 16], Option<u64>>, String> {
+        // (blob, offset, end or None for plain, entry index)
+        let mut ranges: Vec<([u8; 16], u64, Option<u64>, usize)> = Vec::new();
+        for (i, e) in self.entries.iter().enumerate() {
+            let RawKind::File {
+                region,
+                size,
+                blob,
+                offset,
+                ..
+            } = e.kind
+            else {
+                continue;
+            };
+            let err = |what: String| {
+                format!("entry {i} ({:?}): {what}", String::from_utf8_lossy(&e.path))
+            };
+            let end = if region == Region::Plain {
+                if offset != 0 {
+                    return Err(err("plain file not at offset 0 of its blob".into()));
+                }
+                None
+            } else {
+                let len = Layout::new(size, self.chunk_size).map_err(&err)?.sealed_len;
+                Some(
+                    offset
+                        .checked_add(len)
+                        .ok_or_else(|| err("range overflows".into()))?,
+                )
+            };
+            ranges.push((blob, offset, end, i));
+        }
+        ranges.sort_unstable_by_key(|r| (r.0, r.1, r.3));
+        let mut lens: HashMap<[u8; 16], Option<u64>> = HashMap::new();
+        for (k, &(blob, offset, end, i)) in ranges.iter().enumerate() {
+            let first = k == 0 || ranges[k - 1].0 != blob;
+            let err = |what: String| {
+                format!(
+                    "entry {i} ({:?}): blob {}: {what}",
+                    String::from_utf8_lossy(&self.entries[i].path),
+                    hex::encode(blob)
+                )
+            };
+            let expected = if first {
+                0
+            } else {
+                match lens.get(&blob).copied().flatten() {
+                    Some(prev_end) => prev_end,
+                    None => return Err(err("shared with a plain file".into())),
+                }
+            };
+            if !first && end.is_none() {
+                return Err(err("plain file in a shared blob".into()));
+            }
+            if offset != expected {
+                return Err(err(format!(
+                    "starts at offset {offset}, expected {expected} (the files of a blob must tile it: no gap, no overlap)"
+                )));
+            }
+            lens.insert(blob, end);
+        }
+        Ok(lens)
     }
 }
 

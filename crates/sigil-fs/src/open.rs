@@ -1,5 +1,6 @@
 //! Opening, verifying and reading sealed volumes.
 
+use std::collections::HashMap;
 use std::fs::{self, File};
 use std::io::{self, Read, Seek, SeekFrom};
 use std::os::unix::ffi::{OsStrExt, OsStringExt};
@@ -78,6 +79,8 @@ pub struct Volume {
     keys: FileKeys,
     manifest: Manifest,
     entries: Vec<Entry>,
+    /// Length each blob must have (`None`: a plain file's own blob).
+    blob_lens: HashMap<[u8; 16], Option<u64>>,
 }
 
 impl std::fmt::Debug for Volume {
@@ -134,6 +137,13 @@ impl Volume {
             manifest: mp.clone(),
             reason,
         })?;
+        // Decode checked the tiling already; this cannot fail.
+        let blob_lens = manifest
+            .blob_lengths()
+            .map_err(|reason| FsError::ManifestFormat {
+                manifest: mp.clone(),
+                reason,
+            })?;
         let entries = manifest
             .entries
             .iter()
@@ -158,6 +168,7 @@ impl Volume {
             keys: FileKeys::new(key),
             manifest,
             entries,
+            blob_lens,
         })
     }
 
@@ -194,16 +205,45 @@ impl Volume {
             })
     }
 
-    /// The file under `data/` that holds the content of the regular file
-    /// (or hard link) at `path`.
+    /// The blob under `data/` that holds the content of the regular file
+    /// (or hard link) at `path`; small sealed files share packs, see
+    /// [`Volume::data_range`].
     pub fn data_file(&self, path: impl AsRef<Path>) -> Result<PathBuf, FsError> {
+        self.data_range(path).map(|(blob, _)| blob)
+    }
+
+    /// The blob and the byte range in it that hold the file at `path`: its
+    /// sealed bytes (FORMAT.md §3), or for a plain file its content as
+    /// recorded at seal time.
+    pub fn data_range(
+        &self,
+        path: impl AsRef<Path>,
+    ) -> Result<(PathBuf, std::ops::Range<u64>), FsError> {
         let path = path.as_ref();
         let mut idx = self.find(path)?;
         if let RawKind::HardLink { target } = self.manifest.entries[idx].kind {
             idx = target as usize;
         }
         match self.manifest.entries[idx].kind {
-            RawKind::File { file_id, .. } => Ok(blob_path(&self.root, &file_id)),
+            RawKind::File {
+                region,
+                size,
+                blob,
+                offset,
+                ..
+            } => {
+                let len = if region == Region::Plain {
+                    size
+                } else {
+                    Layout::new(size, self.manifest.chunk_size)
+                        .map_err(|_| FsError::BadPath {
+                            path: path.to_path_buf(),
+                            reason: "impossible size (checked when the manifest was decoded)",
+                        })?
+                        .sealed_len
+                };
+                Ok((blob_path(&self.root, &blob), offset..offset + len))
+            }
             _ => Err(FsError::NotAFile {
                 path: path.to_path_buf(),
             }),
@@ -242,6 +282,8 @@ struct SealedFile {
     path: PathBuf,
     blob: PathBuf,
     file: File,
+    /// Where the sealed file starts in its blob.
+    base: u64,
     /// `None` for plain files.
     sealed: Option<(Layout, FileCrypto, [u8; HEADER_LEN], [u8; 32])>,
     size: u64,
@@ -254,12 +296,14 @@ impl SealedFile {
             size,
             file_id,
             digest,
+            blob: blob_id,
+            offset: base,
         } = e.kind
         else {
             return Err(FsError::NotAFile { path: os(&e.path) });
         };
         let path = os(&e.path);
-        let blob = blob_path(&vol.root, &file_id);
+        let blob = blob_path(&vol.root, &blob_id);
         let file = open_nofollow(&blob).map_err(|err| match err {
             FsError::Io { source, .. } => FsError::FileFormat {
                 path: path.clone(),
@@ -283,6 +327,7 @@ impl SealedFile {
                 path,
                 blob,
                 file,
+                base: 0,
                 sealed: None,
                 size,
             });
@@ -294,16 +339,24 @@ impl SealedFile {
             size,
         };
         let layout = header.layout().map_err(ff)?;
-        if meta.len() != layout.sealed_len {
+        // Decode made the files of each blob tile it: the blob's length is
+        // the end of its last file.
+        let blob_len = vol
+            .blob_lens
+            .get(&blob_id)
+            .copied()
+            .flatten()
+            .ok_or_else(|| ff("blob not in the manifest's blob list".into()))?;
+        if meta.len() != blob_len {
             return Err(ff(format!(
                 "length is {} bytes, expected {} (truncated or appended)",
                 meta.len(),
-                layout.sealed_len
+                blob_len
             )));
         }
         let expected = header.encode();
         let mut h = [0u8; HEADER_LEN];
-        file.read_exact_at(&mut h, 0)
+        file.read_exact_at(&mut h, base)
             .map_err(|e| FsError::io("read", &blob, e))?;
         if h != expected {
             let why = match FileHeader::decode(&h) {
@@ -317,6 +370,7 @@ impl SealedFile {
             path,
             blob,
             file,
+            base,
             sealed: Some((layout, fc, expected, digest)),
             size,
         })
@@ -354,7 +408,7 @@ impl SealedFile {
                 buf.resize(total, 0);
             }
             self.file
-                .read_exact_at(&mut buf[..total], start)
+                .read_exact_at(&mut buf[..total], self.base + start)
                 .map_err(|e| FsError::io("read", &self.blob, e))?;
             let mut tags = Vec::with_capacity((end - first) as usize);
             let mut pos = 0usize;
@@ -462,7 +516,7 @@ impl FileReader {
         self.buf.resize(len + TAG_LEN, 0);
         self.inner
             .file
-            .read_exact_at(&mut self.buf, layout.sealed_offset(i))?;
+            .read_exact_at(&mut self.buf, self.inner.base + layout.sealed_offset(i))?;
         let (chunk, tag) = self.buf.split_at_mut(len);
         fc.open_chunk(i, i + 1 == layout.chunks, chunk, tag)
             .map_err(|_| io::Error::new(io::ErrorKind::InvalidData, self.inner.chunk_err(i)))?;

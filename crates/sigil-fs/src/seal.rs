@@ -4,10 +4,12 @@ use std::cell::RefCell;
 use std::collections::HashMap;
 use std::fs::{self, File, OpenOptions};
 use std::io::Write;
+use std::ops::Range;
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{FileExt, MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Mutex, PoisonError};
 
 use rayon::prelude::*;
 
@@ -24,6 +26,16 @@ use crate::{
 /// Bytes of plaintext handled per parallel job (a batch of chunks).
 pub(crate) const BATCH_BYTES: u64 = 4 << 20;
 
+/// Sealed files of at most this many plaintext bytes are packed into shared
+/// blobs (FORMAT.md §1); larger ones get a blob of their own.
+pub const PACK_MAX_FILE: u64 = 64 << 10;
+/// A pack is closed once it holds this many bytes.
+const PACK_TARGET: u64 = 32 << 20;
+/// Sealed bytes a pack collects before one write.
+const PACK_WRITE: usize = 1 << 20;
+/// Plaintext bytes of small files sealed as one parallel job (into one pack).
+const GROUP_BYTES: u64 = 1 << 20;
+
 thread_local! {
     /// Reused I/O buffer, so the hot path does not allocate per chunk.
     pub(crate) static BUF: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
@@ -35,6 +47,8 @@ struct Job {
     entry: usize,
     src: PathBuf,
     region: Region,
+    /// Size when listed (decides packing; the size sealed is read again).
+    size: u64,
 }
 
 /// Seals `src` into a new volume at `dst` with a fresh random key.
@@ -111,6 +125,210 @@ struct Ctx<'a> {
     /// checked against [`MAX_ENTRIES`] before a directory's files are
     /// sealed, so an oversized tree is refused before it is written.
     listed: AtomicUsize,
+    /// Open packs nobody is appending to right now (at most one per worker
+    /// is in use at a time).
+    packs: Mutex<Vec<Pack>>,
+}
+
+impl Ctx<'_> {
+    /// Runs `f` with a pack of its own: an idle one, or a new one. The pack
+    /// goes back to the idle list unless it is full.
+    fn with_pack<R>(&self, f: impl FnOnce(&mut Pack) -> Result<R, FsError>) -> Result<R, FsError> {
+        let idle = self
+            .packs
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .pop();
+        let mut pack = match idle {
+            Some(p) => p,
+            None => Pack::create(self.dst)?,
+        };
+        let r = f(&mut pack)?;
+        if pack.len >= PACK_TARGET {
+            pack.flush()?;
+        } else {
+            self.packs
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .push(pack);
+        }
+        Ok(r)
+    }
+
+    /// Writes out what the idle packs still hold (all packs are idle once
+    /// every file is sealed).
+    fn finish_packs(&self) -> Result<(), FsError> {
+        let packs = std::mem::take(&mut *self.packs.lock().unwrap_or_else(PoisonError::into_inner));
+        for mut p in packs {
+            p.flush()?;
+        }
+        Ok(())
+    }
+}
+
+/// A blob of small sealed files, appended to by one worker at a time.
+struct Pack {
+    id: [u8; 16],
+    path: PathBuf,
+    file: File,
+    /// Bytes written plus bytes waiting in `buf`.
+    len: u64,
+    /// Sealed bytes not written yet: `buf[..fill]` (`buf` only grows, so
+    /// it is not zeroed again for every file).
+    buf: Vec<u8>,
+    fill: usize,
+}
+
+impl Pack {
+    fn create(dst: &Path) -> Result<Self, FsError> {
+        let mut id = [0u8; 16];
+        crypto::random(&mut id)?;
+        let path = blob_path(dst, &id);
+        let file = create_new(&path, 0o644)?;
+        Ok(Pack {
+            id,
+            path,
+            file,
+            len: 0,
+            buf: Vec::new(),
+            fill: 0,
+        })
+    }
+
+    fn flush(&mut self) -> Result<(), FsError> {
+        self.file
+            .write_all(&self.buf[..self.fill])
+            .map_err(|e| FsError::io("write", &self.path, e))?;
+        self.fill = 0;
+        Ok(())
+    }
+
+    /// Seals the opened source `src` (a small file) at the end of the pack;
+    /// returns its manifest entry kind.
+    fn append(
+        &mut self,
+        src: &Source,
+        rel: &[u8],
+        region: Region,
+        file_id: [u8; 16],
+        ctx: &Ctx,
+    ) -> Result<RawKind, FsError> {
+        let header = FileHeader {
+            region,
+            chunk_size: ctx.chunk_size,
+            file_id,
+            size: src.size,
+        };
+        let layout = header.layout().map_err(|reason| FsError::Unsupported {
+            path: src.path.to_path_buf(),
+            reason,
+        })?;
+        let hbytes = header.encode();
+        let fc = FileCrypto::new(&ctx.keys, &header, rel)?;
+        let sealed_len = layout.sealed_len as usize;
+        let end = self.fill + sealed_len;
+        if self.buf.len() < end {
+            self.buf.resize(end, 0);
+        }
+        let out = &mut self.buf[self.fill..end];
+        out[..HEADER_LEN].copy_from_slice(&hbytes);
+        let mut d = TagDigest::new(&hbytes);
+        let mut pos = HEADER_LEN;
+        for c in 0..layout.chunks {
+            let (off, len) = layout.plain_range(c);
+            let chunk = &mut out[pos..pos + len];
+            src.file
+                .read_exact_at(chunk, off)
+                .map_err(|e| FsError::io(SHRANK, src.path, e))?;
+            let tag = fc.seal_chunk(c, c + 1 == layout.chunks, chunk)?;
+            out[pos + len..pos + len + TAG_LEN].copy_from_slice(&tag);
+            d.update(&tag);
+            pos += len + TAG_LEN;
+        }
+        let offset = self.len;
+        self.len += layout.sealed_len;
+        self.fill = end;
+        if self.fill >= PACK_WRITE {
+            self.flush()?;
+        }
+        Ok(RawKind::File {
+            region,
+            size: src.size,
+            file_id,
+            digest: d.finish(),
+            blob: self.id,
+            offset,
+        })
+    }
+}
+
+const SHRANK: &str = "read (did the file shrink while sealing?)";
+
+/// A regular file of the tree to seal.
+struct FileJob<'a> {
+    src: &'a Path,
+    rel: &'a [u8],
+    region: Region,
+    /// Size when listed: decides whether the file is packed.
+    size: u64,
+}
+
+fn packable(region: Region, size: u64) -> bool {
+    region != Region::Plain && size <= PACK_MAX_FILE
+}
+
+/// Seals `jobs` in parallel, with fresh random file ids; returns their
+/// manifest entry kinds in order. Consecutive small files are grouped (up
+/// to [`GROUP_BYTES`]) and each group is appended to one pack; other files
+/// are sealed alone.
+fn seal_files(jobs: &[FileJob], ctx: &Ctx) -> Result<Vec<RawKind>, FsError> {
+    let mut groups: Vec<Range<usize>> = Vec::new();
+    let mut bytes = 0u64;
+    for (k, j) in jobs.iter().enumerate() {
+        let small = packable(j.region, j.size);
+        match groups.last_mut() {
+            Some(g)
+                if small
+                    && packable(jobs[g.start].region, jobs[g.start].size)
+                    && bytes < GROUP_BYTES =>
+            {
+                g.end = k + 1;
+                bytes += j.size;
+            }
+            _ => {
+                groups.push(k..k + 1);
+                bytes = j.size;
+            }
+        }
+    }
+    let mut ids = vec![0u8; 16 * jobs.len()];
+    crypto::random(&mut ids)?;
+    let file_id = |k: usize| {
+        let mut id = [0u8; 16];
+        id.copy_from_slice(&ids[16 * k..16 * k + 16]);
+        id
+    };
+    let sealed: Vec<Vec<RawKind>> = groups
+        .par_iter()
+        .map(|g| {
+            let seal_one = |k: usize, pack: Option<&mut Pack>| {
+                let j = &jobs[k];
+                let src = Source::open(j.src)?;
+                match pack {
+                    Some(p) if packable(j.region, src.size) => {
+                        p.append(&src, j.rel, j.region, file_id(k), ctx)
+                    }
+                    _ => seal_file(&src, j.rel, j.region, file_id(k), ctx),
+                }
+            };
+            if packable(jobs[g.start].region, jobs[g.start].size) {
+                ctx.with_pack(|p| g.clone().map(|k| seal_one(k, Some(&mut *p))).collect())
+            } else {
+                g.clone().map(|k| seal_one(k, None)).collect()
+            }
+        })
+        .collect::<Result<_, FsError>>()?;
+    Ok(sealed.into_iter().flatten().collect())
 }
 
 fn seal_into(
@@ -137,6 +355,7 @@ fn seal_into(
         keys: FileKeys::new(key),
         dst_id: (dm.dev(), dm.ino()),
         listed: AtomicUsize::new(0),
+        packs: Mutex::new(Vec::new()),
     };
     // Files with one link are sealed while the tree is listed (no serial
     // scan before the parallel work starts).
@@ -166,7 +385,7 @@ fn seal_into(
             ScanKind::Dir => RawKind::Dir,
             ScanKind::Symlink(target) => RawKind::Symlink { target },
             ScanKind::Sealed(kind) => kind,
-            ScanKind::Linked { abs, id } => {
+            ScanKind::Linked { abs, id, size } => {
                 if let Some(&p) = primary.get(&id) {
                     entries.push(RawEntry {
                         path: s.rel,
@@ -184,6 +403,7 @@ fn seal_into(
                     entry: index,
                     src: abs,
                     region,
+                    size,
                 });
                 // Filled in below, once sealed.
                 RawKind::Dir
@@ -195,20 +415,21 @@ fn seal_into(
             kind,
         });
     }
-    let mut ids = vec![0u8; 16 * jobs.len()];
-    crypto::random(&mut ids)?;
-    let sealed: Vec<RawKind> = jobs
-        .par_iter()
-        .zip(ids.par_chunks_exact(16))
-        .map(|(j, id)| {
-            let mut file_id = [0u8; 16];
-            file_id.copy_from_slice(id);
-            seal_file(&j.src, &entries[j.entry].path, j.region, file_id, &ctx)
+    let file_jobs: Vec<FileJob> = jobs
+        .iter()
+        .map(|j| FileJob {
+            src: &j.src,
+            rel: &entries[j.entry].path,
+            region: j.region,
+            size: j.size,
         })
-        .collect::<Result<_, FsError>>()?;
+        .collect();
+    let sealed = seal_files(&file_jobs, &ctx)?;
+    drop(file_jobs);
     for (j, kind) in jobs.iter().zip(sealed) {
         entries[j.entry].kind = kind;
     }
+    ctx.finish_packs()?;
 
     let manifest = Manifest {
         chunk_size,
@@ -243,6 +464,7 @@ enum ScanKind {
     Linked {
         abs: PathBuf,
         id: (u64, u64),
+        size: u64,
     },
 }
 
@@ -281,8 +503,8 @@ fn scan_dir(dir: &Path, parent: &[u8], ctx: &Ctx) -> Result<DirListing, FsError>
     let rd = fs::read_dir(dir).map_err(|e| FsError::io("read directory", dir, e))?;
     let mut out = Vec::new();
     let mut subdirs = Vec::new();
-    // (index in out, source path, region) of files to seal now.
-    let mut files: Vec<(usize, PathBuf, Region)> = Vec::new();
+    // (index in out, source path, region, size) of files to seal now.
+    let mut files: Vec<(usize, PathBuf, Region, u64)> = Vec::new();
     for ent in rd {
         let ent = ent.map_err(|e| FsError::io("read directory", dir, e))?;
         let abs = ent.path();
@@ -329,9 +551,15 @@ fn scan_dir(dir: &Path, parent: &[u8], ctx: &Ctx) -> Result<DirListing, FsError>
                 ScanKind::Linked {
                     abs,
                     id: (meta.dev(), meta.ino()),
+                    size: meta.len(),
                 }
             } else {
-                files.push((out.len(), abs, ctx.regions.region_of_bytes(&rel)));
+                files.push((
+                    out.len(),
+                    abs,
+                    ctx.regions.region_of_bytes(&rel),
+                    meta.len(),
+                ));
                 ScanKind::Dir // replaced below, once sealed
             }
         } else {
@@ -349,18 +577,18 @@ fn scan_dir(dir: &Path, parent: &[u8], ctx: &Ctx) -> Result<DirListing, FsError>
             reason: format!("{listed} entries (a volume holds at most {MAX_ENTRIES})"),
         });
     }
-    let mut ids = vec![0u8; 16 * files.len()];
-    crypto::random(&mut ids)?;
-    let sealed: Vec<RawKind> = files
-        .par_iter()
-        .zip(ids.par_chunks_exact(16))
-        .map(|((i, abs, region), id)| {
-            let mut file_id = [0u8; 16];
-            file_id.copy_from_slice(id);
-            seal_file(abs, &out[*i].rel, *region, file_id, ctx)
+    let jobs: Vec<FileJob> = files
+        .iter()
+        .map(|(i, abs, region, size)| FileJob {
+            src: abs,
+            rel: &out[*i].rel,
+            region: *region,
+            size: *size,
         })
-        .collect::<Result<_, FsError>>()?;
-    for ((i, _, _), kind) in files.iter().zip(sealed) {
+        .collect();
+    let sealed = seal_files(&jobs, ctx)?;
+    drop(jobs);
+    for ((i, _, _, _), kind) in files.iter().zip(sealed) {
         out[*i].kind = ScanKind::Sealed(kind);
     }
     Ok((out, subdirs))
@@ -391,26 +619,41 @@ pub(crate) fn open_nofollow(path: &Path) -> Result<File, FsError> {
 /// read, the encryption and the write (at least one chunk).
 const PIECE_BYTES: u64 = 256 << 10;
 
-/// Seals one file into `data/<file_id>`; returns its manifest entry kind
-/// (size as read, digest of the sealed form).
+/// An opened source file and its size.
+struct Source<'a> {
+    file: File,
+    path: &'a Path,
+    size: u64,
+}
+
+impl<'a> Source<'a> {
+    fn open(path: &'a Path) -> Result<Self, FsError> {
+        let file = open_nofollow(path)?;
+        let meta = file.metadata().map_err(|e| FsError::io("stat", path, e))?;
+        if !meta.is_file() {
+            return Err(FsError::Unsupported {
+                path: path.to_path_buf(),
+                reason: "changed into something other than a regular file while sealing".into(),
+            });
+        }
+        Ok(Source {
+            file,
+            path,
+            size: meta.len(),
+        })
+    }
+}
+
+/// Seals one file alone into `data/<file_id>` (blob id = file id); returns
+/// its manifest entry kind (size as read, digest of the sealed form).
 fn seal_file(
-    src_path: &Path,
+    source: &Source,
     rel: &[u8],
     region: Region,
     file_id: [u8; 16],
     ctx: &Ctx,
 ) -> Result<RawKind, FsError> {
-    let src = open_nofollow(src_path)?;
-    let meta = src
-        .metadata()
-        .map_err(|e| FsError::io("stat", src_path, e))?;
-    if !meta.is_file() {
-        return Err(FsError::Unsupported {
-            path: src_path.to_path_buf(),
-            reason: "changed into something other than a regular file while sealing".into(),
-        });
-    }
-    let size = meta.len();
+    let (src, src_path, size) = (&source.file, source.path, source.size);
     let blob = blob_path(ctx.dst, &file_id);
     let mut out = create_new(&blob, 0o644)?;
     if region == Region::Plain {
@@ -422,6 +665,8 @@ fn seal_file(
             size: copied,
             file_id,
             digest: [0; 32],
+            blob: file_id,
+            offset: 0,
         });
     }
     let header = FileHeader {
@@ -442,7 +687,7 @@ fn seal_file(
         layout: &layout,
         fc: &fc,
         header: &hbytes,
-        src: &src,
+        src,
         src_path,
         out: &out,
         blob: &blob,
@@ -470,6 +715,8 @@ fn seal_file(
         size,
         file_id,
         digest: d.finish(),
+        blob: file_id,
+        offset: 0,
     })
 }
 
@@ -517,13 +764,9 @@ impl SealIo<'_> {
                 for c in i..stop {
                     let (off, len) = layout.plain_range(c);
                     let chunk = &mut buf[pos..pos + len];
-                    self.src.read_exact_at(chunk, off).map_err(|e| {
-                        FsError::io(
-                            "read (did the file shrink while sealing?)",
-                            self.src_path,
-                            e,
-                        )
-                    })?;
+                    self.src
+                        .read_exact_at(chunk, off)
+                        .map_err(|e| FsError::io(SHRANK, self.src_path, e))?;
                     let tag = self.fc.seal_chunk(c, c + 1 == layout.chunks, chunk)?;
                     buf[pos + len..pos + len + TAG_LEN].copy_from_slice(&tag);
                     tags.push(tag);

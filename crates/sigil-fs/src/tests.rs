@@ -27,6 +27,12 @@ fn link(path: &str, target: &str) -> RawEntry {
 }
 
 fn plain_file(path: &str, id: u8) -> RawEntry {
+    plain_at(path, id, id, 0)
+}
+
+/// A plain file in blob `blob` at `offset` (only offset 0 of its own blob
+/// is valid).
+fn plain_at(path: &str, id: u8, blob: u8, offset: u64) -> RawEntry {
     RawEntry {
         path: path.as_bytes().to_vec(),
         mode: 0o644,
@@ -35,6 +41,25 @@ fn plain_file(path: &str, id: u8) -> RawEntry {
             size: 1,
             file_id: [id; 16],
             digest: [0; 32],
+            blob: [blob; 16],
+            offset,
+        },
+    }
+}
+
+/// An encrypted file of `size` bytes (one chunk of 4096 at most: sealed
+/// length 56 + size) at `offset` of blob `blob`.
+fn sealed_file(path: &str, id: u8, blob: u8, offset: u64, size: u64) -> RawEntry {
+    RawEntry {
+        path: path.as_bytes().to_vec(),
+        mode: 0o644,
+        kind: RawKind::File {
+            region: Region::Encrypted,
+            size,
+            file_id: [id; 16],
+            digest: [0; 32],
+            blob: [blob; 16],
+            offset,
         },
     }
 }
@@ -125,6 +150,41 @@ fn authenticated_but_hostile_manifests_are_refused() {
         ),
         ("NUL", vec![plain_file("a\0b", 1)], "NUL"),
         ("empty symlink", vec![link("l", "")], "symlink"),
+        (
+            "gap in a pack",
+            vec![sealed_file("a", 1, 9, 0, 4), sealed_file("b", 2, 9, 61, 4)],
+            "starts at offset 61, expected 60",
+        ),
+        (
+            "overlap in a pack",
+            vec![sealed_file("a", 1, 9, 0, 4), sealed_file("b", 2, 9, 59, 4)],
+            "starts at offset 59, expected 60",
+        ),
+        (
+            "same range twice",
+            vec![sealed_file("a", 1, 9, 0, 4), sealed_file("b", 2, 9, 0, 4)],
+            "starts at offset 0, expected 60",
+        ),
+        (
+            "pack not starting at 0",
+            vec![sealed_file("a", 1, 9, 60, 4)],
+            "starts at offset 60, expected 0",
+        ),
+        (
+            "range overflow",
+            vec![sealed_file("a", 1, 9, u64::MAX - 10, 4)],
+            "overflows",
+        ),
+        (
+            "plain file at an offset",
+            vec![plain_at("a", 1, 1, 5)],
+            "plain file not at offset 0",
+        ),
+        (
+            "plain file sharing a pack",
+            vec![sealed_file("a", 1, 9, 0, 4), plain_at("b", 2, 9, 0)],
+            "plain file",
+        ),
     ];
     let t = tempfile::tempdir().unwrap();
     let key = VolumeKey::generate().unwrap();
@@ -142,6 +202,28 @@ fn authenticated_but_hostile_manifests_are_refused() {
         assert!(!t.path().join(format!("box{i}/escape")).exists());
         assert!(verify(&vol, &key, &tag).is_err());
     }
+}
+
+#[test]
+fn a_version_1_volume_is_refused_with_a_clear_error() {
+    let t = tempfile::tempdir().unwrap();
+    let key = VolumeKey::generate().unwrap();
+    let vol = t.path().join("vol");
+    let tag = forge(&vol, &key, encode_unchecked(vec![dir("a")]));
+    let mp = vol.join(MANIFEST_FILE);
+    let mut sealed = fs::read(&mp).unwrap();
+    assert_eq!(sealed[8], 2);
+    assert!(open(&vol, &t.path().join("o0"), &key, &tag).is_ok());
+    sealed[8] = 1;
+    fs::write(&mp, &sealed).unwrap();
+    let tag = VolumeTag(crypto::sha256(&sealed));
+    let err = verify(&vol, &key, &tag).unwrap_err();
+    assert!(matches!(err, FsError::ManifestFormat { .. }), "{err}");
+    assert!(
+        err.to_string()
+            .contains("volume format version 1: reseal with this version"),
+        "{err}"
+    );
 }
 
 #[test]

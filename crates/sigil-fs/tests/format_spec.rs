@@ -86,8 +86,13 @@ fn sealed_files_match_the_specification() {
     };
     let tag = seal_with_key(&src, &vol, &regions, &opts, &key).unwrap();
     let v = Volume::open(&vol, &key, &tag).unwrap();
+    // blob -> ranges of the files in it (FORMAT.md §1: they tile the blob).
+    let mut blobs: std::collections::BTreeMap<_, Vec<std::ops::Range<u64>>> = Default::default();
     for (p, c, region_code) in files {
-        let sealed = fs::read(v.data_file(p).unwrap()).unwrap();
+        let (blob, range) = v.data_range(p).unwrap();
+        blobs.entry(blob.clone()).or_default().push(range.clone());
+        let whole = fs::read(&blob).unwrap();
+        let sealed = &whole[range.start as usize..range.end as usize];
         let header = &sealed[..40];
         assert_eq!(&header[..8], b"SIGILFSF", "{p}");
         assert_eq!(header[8], 1, "{p}: version");
@@ -96,10 +101,27 @@ fn sealed_files_match_the_specification() {
         assert_eq!(&header[32..40], &(c.len() as u64).to_le_bytes(), "{p}");
         let want = expected_sealed(&key_bytes, header, p.as_bytes(), c);
         assert_eq!(sealed, want, "{p}: sealed bytes differ from FORMAT.md §3");
+        assert_eq!(&header[16..32], &sealed[16..32]);
         if region_code == 2 {
             // Stored in clear.
             assert_eq!(&sealed[40..40 + c.len().min(CS)], &c[..c.len().min(CS)]);
         }
+    }
+    // Small files are packed: fewer blobs than files, each exactly tiled.
+    assert!(blobs.len() < files.len(), "small files were not packed");
+    for (blob, mut ranges) in blobs {
+        ranges.sort_by_key(|r| r.start);
+        let mut end = 0;
+        for r in &ranges {
+            assert_eq!(r.start, end, "{}: gap or overlap", blob.display());
+            end = r.end;
+        }
+        assert_eq!(
+            fs::metadata(&blob).unwrap().len(),
+            end,
+            "{}",
+            blob.display()
+        );
     }
     verify(&vol, &key, &tag).unwrap();
 }

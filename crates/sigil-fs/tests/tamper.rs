@@ -3,6 +3,7 @@
 //! plaintext behind.
 
 use std::fs;
+use std::ops::Range;
 use std::path::{Path, PathBuf};
 
 use sigil_fs::*;
@@ -70,14 +71,31 @@ fn fixture() -> Fixture {
 }
 
 impl Fixture {
-    /// Sealed file of a volume path.
-    fn blob_of(&self, path: &str) -> PathBuf {
-        Volume::open(&self.vol, &self.sealed.key, &self.sealed.tag)
+    /// The blob holding a volume path and the range of its sealed bytes
+    /// (small files share packs).
+    fn range_of(&self, path: &str) -> (PathBuf, Range<usize>) {
+        let (blob, r) = Volume::open(&self.vol, &self.sealed.key, &self.sealed.tag)
             .unwrap()
-            .data_file(path)
-            .unwrap()
+            .data_range(path)
+            .unwrap();
+        (blob, r.start as usize..r.end as usize)
     }
 
+    /// The sealed bytes of a volume path.
+    fn sealed_bytes(&self, path: &str) -> Vec<u8> {
+        let (blob, r) = self.range_of(path);
+        fs::read(blob).unwrap()[r].to_vec()
+    }
+}
+
+/// Replaces `range` of the file at `blob` with `bytes` (any length).
+fn splice(blob: &Path, range: Range<usize>, bytes: &[u8]) {
+    let mut all = fs::read(blob).unwrap();
+    all.splice(range, bytes.iter().copied());
+    fs::write(blob, all).unwrap();
+}
+
+impl Fixture {
     fn open_fails(&self, what: &str) -> FsError {
         let out = self.dir.join("out");
         let err = open(&self.vol, &out, &self.sealed.key, &self.sealed.tag)
@@ -111,11 +129,14 @@ fn all_files(dir: &Path) -> Vec<PathBuf> {
     v
 }
 
-/// The volume path each sealed file belongs to.
-fn blob_names(f: &Fixture) -> Vec<(PathBuf, &'static str)> {
+/// Where each sealed file is: blob, range, volume path.
+fn blob_names(f: &Fixture) -> Vec<(PathBuf, Range<usize>, &'static str)> {
     ["app/a.key", "app/b.key", "app/sub/empty", "bin/tool"]
         .into_iter()
-        .map(|p| (f.blob_of(p), p))
+        .map(|p| {
+            let (b, r) = f.range_of(p);
+            (b, r, p)
+        })
         .collect()
 }
 
@@ -124,7 +145,11 @@ fn every_flipped_byte_is_detected_and_named() {
     let f = fixture();
     let blobs = blob_names(&f);
     let files = all_files(&f.vol);
-    assert_eq!(files.len(), 5, "manifest + 4 sealed files");
+    // The four small files are packed (one pack per worker at most).
+    assert!(
+        (2..=3).contains(&files.len()),
+        "manifest + 1 or 2 packs: {files:?}"
+    );
     let mut flips = 0;
     for file in &files {
         let orig = fs::read(file).unwrap();
@@ -140,12 +165,16 @@ fn every_flipped_byte_is_detected_and_named() {
                 assert!(matches!(err, FsError::TagMismatch { .. }), "{what}: {err}");
                 continue;
             }
-            let (_, vpath) = blobs.iter().find(|(b, _)| b == file).unwrap();
+            let (_, r, vpath) = blobs
+                .iter()
+                .find(|(b, r, _)| b == file && r.contains(&i))
+                .unwrap();
             let msg = err.to_string();
             assert!(
                 msg.contains(vpath),
                 "{what}: error does not name {vpath}: {msg}"
             );
+            let i = i - r.start;
             if i < 40 {
                 assert!(matches!(err, FsError::FileFormat { .. }), "{what}: {err}");
             } else {
@@ -169,12 +198,12 @@ fn every_flipped_byte_is_detected_and_named() {
 #[test]
 fn swapped_files_are_detected() {
     let f = fixture();
-    let a = f.blob_of("app/a.key");
-    let b = f.blob_of("app/b.key");
-    let (da, db) = (fs::read(&a).unwrap(), fs::read(&b).unwrap());
+    let (a, ra) = f.range_of("app/a.key");
+    let (b, rb) = f.range_of("app/b.key");
+    let (da, db) = (f.sealed_bytes("app/a.key"), f.sealed_bytes("app/b.key"));
     assert_eq!(da.len(), db.len());
-    fs::write(&a, &db).unwrap();
-    fs::write(&b, &da).unwrap();
+    splice(&a, ra.clone(), &db);
+    splice(&b, rb.clone(), &da);
     let err = f.open_fails("two files swapped");
     assert!(matches!(err, FsError::FileFormat { .. }), "{err}");
     assert!(err.to_string().contains("swapped or replaced"), "{err}");
@@ -183,8 +212,8 @@ fn swapped_files_are_detected() {
     // the path binding still differ, so chunk 0 fails.
     let mut patched = db.clone();
     patched[16..32].copy_from_slice(&da[16..32]);
-    fs::write(&a, &patched).unwrap();
-    fs::write(&b, &db).unwrap();
+    splice(&a, ra, &patched);
+    splice(&b, rb, &db);
     let err = f.open_fails("file replaced by another with a patched header");
     assert!(matches!(err, FsError::ChunkAuth { chunk: 0, .. }), "{err}");
     assert!(err.to_string().contains("app/a.key"), "{err}");
@@ -193,14 +222,14 @@ fn swapped_files_are_detected() {
 #[test]
 fn swapped_chunks_are_detected() {
     let f = fixture();
-    let a = f.blob_of("app/a.key");
-    let orig = fs::read(&a).unwrap();
+    let (a, ra) = f.range_of("app/a.key");
+    let orig = f.sealed_bytes("app/a.key");
     let slot = CS as usize + 16;
     let mut bad = orig.clone();
     // Chunks 0 and 1 are full chunks of the same length.
     bad[40..40 + slot].copy_from_slice(&orig[40 + slot..40 + 2 * slot]);
     bad[40 + slot..40 + 2 * slot].copy_from_slice(&orig[40..40 + slot]);
-    fs::write(&a, &bad).unwrap();
+    splice(&a, ra, &bad);
     let err = f.open_fails("two chunks swapped");
     assert!(matches!(err, FsError::ChunkAuth { chunk: 0, .. }), "{err}");
 }
@@ -208,34 +237,58 @@ fn swapped_chunks_are_detected() {
 #[test]
 fn truncation_and_appending_are_detected() {
     let f = fixture();
-    let a = f.blob_of("bin/tool");
-    let orig = fs::read(&a).unwrap();
+    let (a, ra) = f.range_of("bin/tool");
+    let pack = fs::read(&a).unwrap();
+    let orig = f.sealed_bytes("bin/tool");
     let slot = CS as usize + 16;
+    let restore = || fs::write(&a, &pack).unwrap();
 
-    // Drop the last chunk.
-    fs::write(&a, &orig[..orig.len() - (orig.len() - 40) % slot]).unwrap();
+    // Drop the last chunk of the file inside its pack.
+    splice(
+        &a,
+        ra.clone(),
+        &orig[..orig.len() - (orig.len() - 40) % slot],
+    );
     let err = f.open_fails("last chunk dropped");
     assert!(err.to_string().contains("truncated or appended"), "{err}");
+    restore();
 
     // Drop the last chunk and patch the header's size to match.
     let keep = 40 + 2 * slot;
     let mut cut = orig[..keep].to_vec();
     cut[32..40].copy_from_slice(&(2 * CS as u64).to_le_bytes());
-    fs::write(&a, &cut).unwrap();
+    splice(&a, ra.clone(), &cut);
     let err = f.open_fails("truncated with a consistent header");
     assert!(matches!(err, FsError::FileFormat { .. }), "{err}");
+    restore();
 
-    // Append a copy of a chunk.
-    let mut long = orig.clone();
+    // Insert a copy of a chunk after the file's last one.
+    splice(&a, ra.end..ra.end, &orig[40..40 + slot]);
+    let err = f.open_fails("chunk inserted");
+    assert!(err.to_string().contains("truncated or appended"), "{err}");
+    restore();
+
+    // Append to the pack, or cut its end.
+    let mut long = pack.clone();
     long.extend_from_slice(&orig[40..40 + slot]);
     fs::write(&a, &long).unwrap();
-    let err = f.open_fails("chunk appended");
+    let err = f.open_fails("bytes appended to the pack");
     assert!(err.to_string().contains("truncated or appended"), "{err}");
+    fs::write(&a, &pack[..pack.len() - 1]).unwrap();
+    let err = f.open_fails("pack truncated by one byte");
+    assert!(err.to_string().contains("truncated or appended"), "{err}");
+    restore();
 
-    // Remove the file altogether.
+    // Remove the pack altogether: the error names a file of it.
+    let in_pack: Vec<_> = blob_names(&f)
+        .into_iter()
+        .filter(|(b, _, _)| *b == a)
+        .map(|(_, _, p)| p)
+        .collect();
     fs::remove_file(&a).unwrap();
     let err = f.open_fails("sealed file removed");
-    assert!(err.to_string().contains("bin/tool"), "{err}");
+    let msg = err.to_string();
+    assert!(in_pack.iter().any(|p| msg.contains(p)), "{msg}");
 }
 
 #[test]
@@ -267,18 +320,22 @@ fn rollback_of_a_single_file_is_refused() {
     let f = fixture();
     let old = f.dir.join("old");
     seal_with_key(&f.src, &old, &regions(), &opts(), &f.sealed.key).unwrap();
-    // Put the old volume's sealed files in place of the current ones, under
-    // the current names.
-    let cur = all_files(&f.vol.join(DATA_DIR));
-    let prev = all_files(&old.join(DATA_DIR));
-    for (c, _) in cur.iter().zip(&prev) {
-        let size = fs::metadata(c).unwrap().len();
-        if let Some(p) = prev.iter().find(|p| fs::metadata(p).unwrap().len() == size) {
-            fs::copy(p, c).unwrap();
-        }
-    }
-    let err = f.open_fails("sealed files replaced by an earlier seal's");
+    // Put the old volume's sealed bytes of a file in place of the current
+    // ones (same length, same place in the pack).
+    let (ob, or) = Volume::open(&old, &f.sealed.key, &{
+        let tag = fs::read(old.join(MANIFEST_FILE)).unwrap();
+        VolumeTag(ring_sha256(&tag))
+    })
+    .unwrap()
+    .data_range("bin/tool")
+    .unwrap();
+    let prev = fs::read(ob).unwrap()[or.start as usize..or.end as usize].to_vec();
+    let (cur, cr) = f.range_of("bin/tool");
+    assert_eq!(prev.len(), cr.len());
+    splice(&cur, cr, &prev);
+    let err = f.open_fails("a sealed file replaced by an earlier seal's");
     assert!(matches!(err, FsError::FileFormat { .. }), "{err}");
+    assert!(err.to_string().contains("bin/tool"), "{err}");
 }
 
 #[test]
@@ -326,10 +383,10 @@ fn ring_sha256(b: &[u8]) -> [u8; 32] {
 #[test]
 fn reader_names_the_tampered_chunk_and_other_chunks_still_read() {
     let f = fixture();
-    let a = f.blob_of("bin/tool");
+    let (a, ra) = f.range_of("bin/tool");
     let mut bytes = fs::read(&a).unwrap();
     let slot = CS as usize + 16;
-    bytes[40 + slot + 3] ^= 0x20; // chunk 1
+    bytes[ra.start + 40 + slot + 3] ^= 0x20; // chunk 1
     fs::write(&a, &bytes).unwrap();
     let v = Volume::open(&f.vol, &f.sealed.key, &f.sealed.tag).unwrap();
     let mut r = v.reader("bin/tool").unwrap();
@@ -391,12 +448,113 @@ fn destination_must_be_empty() {
     // An existing empty directory is fine, and a failed open empties it again.
     let empty = f.dir.join("empty");
     fs::create_dir(&empty).unwrap();
-    let tool = f.blob_of("bin/tool");
+    let (tool, r) = f.range_of("bin/tool");
     let mut b = fs::read(&tool).unwrap();
-    let n = b.len();
-    b[n - 1] ^= 1;
+    b[r.end - 1] ^= 1;
     fs::write(&tool, &b).unwrap();
     open(&f.vol, &empty, &f.sealed.key, &f.sealed.tag).unwrap_err();
     assert!(empty.is_dir());
     assert_eq!(fs::read_dir(&empty).unwrap().count(), 0);
+}
+
+/// A volume with more small files than fit in one pack: ranges moved
+/// between packs, swapped inside a pack, or a whole pack replaced by
+/// another are refused; a file stored alone next to them still reads.
+#[test]
+fn packs_refuse_moved_ranges_across_and_inside_packs() {
+    let t = tempfile::tempdir().unwrap();
+    let src = t.path().join("src");
+    fs::create_dir_all(src.join("d")).unwrap();
+    // 600 x 60,000 bytes = 36 MB of small files: more than one pack of
+    // 32 MiB, whatever the threads do.
+    for i in 0..600u32 {
+        let body: Vec<u8> = (0..60_000u32).map(|j| (i * 7 + j) as u8).collect();
+        fs::write(src.join(format!("d/f{i:03}")), body).unwrap();
+    }
+    let big: Vec<u8> = (0..200_000u32).map(|j| (j % 251) as u8).collect();
+    fs::write(src.join("big"), &big).unwrap();
+    let vol = t.path().join("vol");
+    let opts = SealOptions {
+        chunk_size: 4096,
+        threads: Some(2),
+    };
+    let s = seal(&src, &vol, &Regions::with_default(Region::Encrypted), &opts).unwrap();
+    let v = Volume::open(&vol, &s.key, &s.tag).unwrap();
+    let loc = |p: &str| {
+        let (b, r) = v.data_range(p).unwrap();
+        (b, r.start as usize..r.end as usize)
+    };
+    let (big_blob, big_range) = loc("big");
+    assert_eq!(big_range.start, 0, "a large file is stored alone");
+    assert_eq!(
+        fs::metadata(&big_blob).unwrap().len() as usize,
+        big_range.end
+    );
+    let mut by_pack: std::collections::BTreeMap<PathBuf, Vec<String>> = Default::default();
+    for i in 0..600 {
+        let p = format!("d/f{i:03}");
+        by_pack.entry(loc(&p).0).or_default().push(p);
+    }
+    assert!(by_pack.len() >= 2, "expected at least two packs");
+    let mut packs = by_pack.values();
+    let (x, y) = (
+        packs.next().unwrap()[0].clone(),
+        packs.next().unwrap()[0].clone(),
+    );
+    let (same1, same2) = {
+        let v = by_pack.values().next().unwrap();
+        (v[0].clone(), v[1].clone())
+    };
+    let refused = |what: &str, names: &[&str]| {
+        let err = verify(&vol, &s.key, &s.tag).expect_err(what);
+        let msg = err.to_string();
+        assert!(names.iter().any(|n| msg.contains(n)), "{what}: {msg}");
+        let out = t.path().join("out");
+        open(&vol, &out, &s.key, &s.tag).expect_err(what);
+        assert!(!out.exists(), "{what}: plaintext left behind");
+        // The reader refuses when opening the file (header) or reading it.
+        if let Ok(mut r) = v.reader(names[0]) {
+            let mut buf = Vec::new();
+            use std::io::Read;
+            assert!(r.read_to_end(&mut buf).is_err(), "{what}: reader accepted");
+        }
+    };
+    for (p, q, what) in [
+        (&x, &y, "two files of different packs swapped"),
+        (&same1, &same2, "two files of one pack swapped"),
+    ] {
+        let ((bp, rp), (bq, rq)) = (loc(p), loc(q));
+        let (orig_p, orig_q) = (fs::read(&bp).unwrap(), fs::read(&bq).unwrap());
+        let dp = orig_p[rp.clone()].to_vec();
+        let dq = orig_q[rq.clone()].to_vec();
+        assert_eq!(dp.len(), dq.len());
+        splice(&bp, rp, &dq);
+        splice(&bq, rq, &dp);
+        refused(what, &[p, q]);
+        fs::write(&bp, &orig_p).unwrap();
+        fs::write(&bq, &orig_q).unwrap();
+    }
+    // A whole pack replaced by another (cut to the same length).
+    let (bx, _) = loc(&x);
+    let (by, _) = loc(&y);
+    let (ox, oy) = (fs::read(&bx).unwrap(), fs::read(&by).unwrap());
+    let mut fake = oy.clone();
+    fake.resize(ox.len(), 0);
+    fs::write(&bx, &fake).unwrap();
+    refused("a pack replaced by another", &[x.as_str()]);
+    fs::write(&bx, &ox).unwrap();
+    // Untouched, everything opens; the reader reaches any chunk of a
+    // packed file and of the large one.
+    verify(&vol, &s.key, &s.tag).unwrap();
+    use std::io::{Read, Seek, SeekFrom};
+    let mut r = v.reader("d/f123").unwrap();
+    r.seek(SeekFrom::Start(3 * 4096 + 5)).unwrap();
+    let mut b = [0u8; 10];
+    r.read_exact(&mut b).unwrap();
+    let want: Vec<u8> = (0..60_000u32).map(|j| (123 * 7 + j) as u8).collect();
+    assert_eq!(&b[..], &want[3 * 4096 + 5..3 * 4096 + 15]);
+    let mut r = v.reader("big").unwrap();
+    r.seek(SeekFrom::Start(150_000)).unwrap();
+    r.read_exact(&mut b).unwrap();
+    assert_eq!(&b[..], &big[150_000..150_010]);
 }

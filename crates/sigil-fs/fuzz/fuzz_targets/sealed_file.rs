@@ -1,7 +1,9 @@
 //! A sealed file as read by `Volume::reader` and `verify`: a real volume is
-//! sealed once, then the fuzzer's bytes replace one of its sealed files
-//! (byte 0 picks which: encrypted, authenticated or plain). Reading and
-//! verifying must fail cleanly or, for unchanged input, succeed; never panic.
+//! sealed once, then the fuzzer's bytes replace the byte range of one of its
+//! files inside its blob (byte 0 picks which: encrypted or authenticated,
+//! both packed into one blob, or plain, alone in its blob), so lengths and
+//! neighbours in a pack are hostile too. Reading and verifying must fail
+//! cleanly or, for unchanged input, succeed; never panic.
 #![no_main]
 use std::io::Read;
 use std::path::PathBuf;
@@ -15,7 +17,8 @@ struct Fixture {
     vol: PathBuf,
     tag: VolumeTag,
     key: VolumeKey,
-    blobs: Vec<(PathBuf, &'static str, Vec<u8>)>,
+    /// (blob, its range for the file, volume path, original blob bytes)
+    blobs: Vec<(PathBuf, std::ops::Range<usize>, &'static str, Vec<u8>)>,
 }
 
 static FIX: OnceLock<Fixture> = OnceLock::new();
@@ -38,9 +41,9 @@ fn fixture() -> &'static Fixture {
         let blobs = ["enc/f", "auth/f", "plain"]
             .into_iter()
             .map(|p| {
-                let b = v.data_file(p).unwrap();
+                let (b, r) = v.data_range(p).unwrap();
                 let orig = std::fs::read(&b).unwrap();
-                (b, p, orig)
+                (b, r.start as usize..r.end as usize, p, orig)
             })
             .collect();
         Fixture { _dir: dir, vol, tag, key, blobs }
@@ -50,8 +53,10 @@ fn fixture() -> &'static Fixture {
 fuzz_target!(|data: &[u8]| {
     let f = fixture();
     let Some((&which, body)) = data.split_first() else { return };
-    let (blob, path, orig) = &f.blobs[usize::from(which) % f.blobs.len()];
-    std::fs::write(blob, body).unwrap();
+    let (blob, range, path, orig) = &f.blobs[usize::from(which) % f.blobs.len()];
+    let mut bytes = orig.clone();
+    bytes.splice(range.clone(), body.iter().copied());
+    std::fs::write(blob, &bytes).unwrap();
     let v = Volume::open(&f.vol, &f.key, &f.tag).unwrap();
     let read = v.reader(path).and_then(|mut r| {
         let mut out = Vec::new();
@@ -60,7 +65,7 @@ fuzz_target!(|data: &[u8]| {
         Ok(out)
     });
     let verified = verify(&f.vol, &f.key, &f.tag);
-    if *path != "plain" && body != orig.as_slice() {
+    if *path != "plain" && body != &orig[range.clone()] {
         assert!(read.is_err() && verified.is_err(), "tampered sealed file accepted");
     }
     std::fs::write(blob, orig).unwrap();
