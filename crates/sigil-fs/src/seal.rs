@@ -4,7 +4,6 @@ use std::cell::RefCell;
 use std::collections::HashMap;
 use std::fs::{self, File, OpenOptions};
 use std::io::Write;
-use std::ops::Range;
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{FileExt, MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
@@ -33,8 +32,9 @@ pub const PACK_MAX_FILE: u64 = 64 << 10;
 const PACK_TARGET: u64 = 32 << 20;
 /// Sealed bytes a pack collects before one write.
 const PACK_WRITE: usize = 1 << 20;
-/// Plaintext bytes of small files sealed as one parallel job (into one pack).
-const GROUP_BYTES: u64 = 1 << 20;
+/// Files of a directory opened by one parallel job; its small ones go
+/// into one pack.
+const GROUP_FILES: usize = 64;
 
 thread_local! {
     /// Reused I/O buffer, so the hot path does not allocate per chunk.
@@ -47,8 +47,6 @@ struct Job {
     entry: usize,
     src: PathBuf,
     region: Region,
-    /// Size when listed (decides packing; the size sealed is read again).
-    size: u64,
 }
 
 /// Seals `src` into a new volume at `dst` with a fresh random key.
@@ -131,28 +129,29 @@ struct Ctx<'a> {
 }
 
 impl Ctx<'_> {
-    /// Runs `f` with a pack of its own: an idle one, or a new one. The pack
-    /// goes back to the idle list unless it is full.
-    fn with_pack<R>(&self, f: impl FnOnce(&mut Pack) -> Result<R, FsError>) -> Result<R, FsError> {
+    /// A pack for one job to append to: an idle one, or a new one.
+    fn take_pack(&self) -> Result<Pack, FsError> {
         let idle = self
             .packs
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .pop();
-        let mut pack = match idle {
-            Some(p) => p,
-            None => Pack::create(self.dst)?,
-        };
-        let r = f(&mut pack)?;
-        if pack.len >= PACK_TARGET {
-            pack.flush()?;
-        } else {
-            self.packs
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner)
-                .push(pack);
+        match idle {
+            Some(p) => Ok(p),
+            None => Pack::create(self.dst),
         }
-        Ok(r)
+    }
+
+    /// Gives a pack back to the idle list, or closes it if it is full.
+    fn put_pack(&self, mut pack: Pack) -> Result<(), FsError> {
+        if pack.len >= PACK_TARGET {
+            return pack.flush();
+        }
+        self.packs
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .push(pack);
+        Ok(())
     }
 
     /// Writes out what the idle packs still hold (all packs are idle once
@@ -269,38 +268,27 @@ struct FileJob<'a> {
     src: &'a Path,
     rel: &'a [u8],
     region: Region,
-    /// Size when listed: decides whether the file is packed.
-    size: u64,
+}
+
+/// What became of a listed regular file.
+enum Outcome {
+    /// Sealed: its manifest entry kind and permission bits.
+    Sealed(RawKind, u32),
+    /// It has several links: sealed later, once for all its paths.
+    Linked { id: (u64, u64), mode: u32 },
 }
 
 fn packable(region: Region, size: u64) -> bool {
     region != Region::Plain && size <= PACK_MAX_FILE
 }
 
-/// Seals `jobs` in parallel, with fresh random file ids; returns their
-/// manifest entry kinds in order. Consecutive small files are grouped (up
-/// to [`GROUP_BYTES`]) and each group is appended to one pack; other files
-/// are sealed alone.
-fn seal_files(jobs: &[FileJob], ctx: &Ctx) -> Result<Vec<RawKind>, FsError> {
-    let mut groups: Vec<Range<usize>> = Vec::new();
-    let mut bytes = 0u64;
-    for (k, j) in jobs.iter().enumerate() {
-        let small = packable(j.region, j.size);
-        match groups.last_mut() {
-            Some(g)
-                if small
-                    && packable(jobs[g.start].region, jobs[g.start].size)
-                    && bytes < GROUP_BYTES =>
-            {
-                g.end = k + 1;
-                bytes += j.size;
-            }
-            _ => {
-                groups.push(k..k + 1);
-                bytes = j.size;
-            }
-        }
-    }
+/// Seals `jobs` in parallel, with fresh random file ids; returns what
+/// became of each, in order. Each file is opened and stat'ed once (the
+/// listing only read directory entries): small sealed files are packed
+/// right away, `GROUP_FILES` per job into one pack; larger ones are noted
+/// and then sealed alone, one job each (with parallel batches inside). With
+/// `defer_links`, files with several links are left for later.
+fn seal_files(jobs: &[FileJob], defer_links: bool, ctx: &Ctx) -> Result<Vec<Outcome>, FsError> {
     let mut ids = vec![0u8; 16 * jobs.len()];
     crypto::random(&mut ids)?;
     let file_id = |k: usize| {
@@ -308,27 +296,62 @@ fn seal_files(jobs: &[FileJob], ctx: &Ctx) -> Result<Vec<RawKind>, FsError> {
         id.copy_from_slice(&ids[16 * k..16 * k + 16]);
         id
     };
-    let sealed: Vec<Vec<RawKind>> = groups
-        .par_iter()
-        .map(|g| {
-            let seal_one = |k: usize, pack: Option<&mut Pack>| {
-                let j = &jobs[k];
-                let src = Source::open(j.src)?;
-                match pack {
-                    Some(p) if packable(j.region, src.size) => {
-                        p.append(&src, j.rel, j.region, file_id(k), ctx)
+    let linked = |src: &Source| Outcome::Linked {
+        id: src.id,
+        mode: src.mode,
+    };
+    let first: Vec<Vec<Option<Outcome>>> = jobs
+        .par_chunks(GROUP_FILES)
+        .enumerate()
+        .map(|(g, group)| {
+            let mut pack: Option<Pack> = None;
+            let mut out = Vec::with_capacity(group.len());
+            let mut run = || {
+                for (k, j) in group.iter().enumerate() {
+                    let src = Source::open(j.src)?;
+                    if defer_links && src.nlink > 1 {
+                        out.push(Some(linked(&src)));
+                    } else if packable(j.region, src.size) {
+                        let p = match &mut pack {
+                            Some(p) => p,
+                            None => pack.insert(ctx.take_pack()?),
+                        };
+                        let kind =
+                            p.append(&src, j.rel, j.region, file_id(g * GROUP_FILES + k), ctx)?;
+                        out.push(Some(Outcome::Sealed(kind, src.mode)));
+                    } else {
+                        out.push(None);
                     }
-                    _ => seal_file(&src, j.rel, j.region, file_id(k), ctx),
                 }
+                Ok::<_, FsError>(())
             };
-            if packable(jobs[g.start].region, jobs[g.start].size) {
-                ctx.with_pack(|p| g.clone().map(|k| seal_one(k, Some(&mut *p))).collect())
-            } else {
-                g.clone().map(|k| seal_one(k, None)).collect()
+            run()?;
+            if let Some(p) = pack {
+                ctx.put_pack(p)?;
             }
+            Ok(out)
         })
         .collect::<Result<_, FsError>>()?;
-    Ok(sealed.into_iter().flatten().collect())
+    let mut outcomes: Vec<Option<Outcome>> = first.into_iter().flatten().collect();
+    let alone: Vec<usize> = (0..outcomes.len())
+        .filter(|&k| outcomes[k].is_none())
+        .collect();
+    let sealed: Vec<Outcome> = alone
+        .par_iter()
+        .map(|&k| {
+            let j = &jobs[k];
+            let src = Source::open(j.src)?;
+            if defer_links && src.nlink > 1 {
+                return Ok(linked(&src));
+            }
+            let kind = seal_file(&src, j.rel, j.region, file_id(k), ctx)?;
+            Ok(Outcome::Sealed(kind, src.mode))
+        })
+        .collect::<Result<_, FsError>>()?;
+    for (&k, o) in alone.iter().zip(sealed) {
+        outcomes[k] = Some(o);
+    }
+    Ok(outcomes.into_iter().flatten().collect())
 }
 
 fn seal_into(
@@ -385,7 +408,7 @@ fn seal_into(
             ScanKind::Dir => RawKind::Dir,
             ScanKind::Symlink(target) => RawKind::Symlink { target },
             ScanKind::Sealed(kind) => kind,
-            ScanKind::Linked { abs, id, size } => {
+            ScanKind::Linked { abs, id } => {
                 if let Some(&p) = primary.get(&id) {
                     entries.push(RawEntry {
                         path: s.rel,
@@ -403,7 +426,6 @@ fn seal_into(
                     entry: index,
                     src: abs,
                     region,
-                    size,
                 });
                 // Filled in below, once sealed.
                 RawKind::Dir
@@ -421,13 +443,14 @@ fn seal_into(
             src: &j.src,
             rel: &entries[j.entry].path,
             region: j.region,
-            size: j.size,
         })
         .collect();
-    let sealed = seal_files(&file_jobs, &ctx)?;
+    let sealed = seal_files(&file_jobs, false, &ctx)?;
     drop(file_jobs);
-    for (j, kind) in jobs.iter().zip(sealed) {
-        entries[j.entry].kind = kind;
+    for (j, o) in jobs.iter().zip(sealed) {
+        if let Outcome::Sealed(kind, _) = o {
+            entries[j.entry].kind = kind;
+        }
     }
     ctx.finish_packs()?;
 
@@ -464,7 +487,6 @@ enum ScanKind {
     Linked {
         abs: PathBuf,
         id: (u64, u64),
-        size: u64,
     },
 }
 
@@ -503,8 +525,9 @@ fn scan_dir(dir: &Path, parent: &[u8], ctx: &Ctx) -> Result<DirListing, FsError>
     let rd = fs::read_dir(dir).map_err(|e| FsError::io("read directory", dir, e))?;
     let mut out = Vec::new();
     let mut subdirs = Vec::new();
-    // (index in out, source path, region, size) of files to seal now.
-    let mut files: Vec<(usize, PathBuf, Region, u64)> = Vec::new();
+    // (index in out, source path, region) of regular files: opened and
+    // stat'ed once, when they are sealed.
+    let mut files: Vec<(usize, PathBuf, Region)> = Vec::new();
     for ent in rd {
         let ent = ent.map_err(|e| FsError::io("read directory", dir, e))?;
         let abs = ent.path();
@@ -521,12 +544,15 @@ fn scan_dir(dir: &Path, parent: &[u8], ctx: &Ctx) -> Result<DirListing, FsError>
                 reason: reason.into(),
             });
         }
-        // lstat relative to the open directory (does not follow symlinks,
-        // no walk of the whole path).
-        let meta = ent.metadata().map_err(|e| FsError::io("stat", &abs, e))?;
-        let ft = meta.file_type();
-        let mut mode = meta.mode() & MODE_MASK;
+        // The type from the directory entry (lstat only where the file
+        // system does not say); regular files are stat'ed once opened.
+        let ft = ent.file_type().map_err(|e| FsError::io("stat", &abs, e))?;
+        let mut mode = 0;
         let kind = if ft.is_dir() {
+            // lstat relative to the open directory (does not follow
+            // symlinks, no walk of the whole path).
+            let meta = ent.metadata().map_err(|e| FsError::io("stat", &abs, e))?;
+            mode = meta.mode() & MODE_MASK;
             if (meta.dev(), meta.ino()) == ctx.dst_id {
                 return Err(FsError::Unsupported {
                     path: abs,
@@ -544,24 +570,10 @@ fn scan_dir(dir: &Path, parent: &[u8], ctx: &Ctx) -> Result<DirListing, FsError>
                     reason: "symlink target empty or too long".into(),
                 });
             }
-            mode = 0;
             ScanKind::Symlink(t)
         } else if ft.is_file() {
-            if meta.nlink() > 1 {
-                ScanKind::Linked {
-                    abs,
-                    id: (meta.dev(), meta.ino()),
-                    size: meta.len(),
-                }
-            } else {
-                files.push((
-                    out.len(),
-                    abs,
-                    ctx.regions.region_of_bytes(&rel),
-                    meta.len(),
-                ));
-                ScanKind::Dir // replaced below, once sealed
-            }
+            files.push((out.len(), abs, ctx.regions.region_of_bytes(&rel)));
+            ScanKind::Dir // replaced below, once sealed
         } else {
             return Err(FsError::Unsupported {
                 path: abs,
@@ -579,17 +591,26 @@ fn scan_dir(dir: &Path, parent: &[u8], ctx: &Ctx) -> Result<DirListing, FsError>
     }
     let jobs: Vec<FileJob> = files
         .iter()
-        .map(|(i, abs, region, size)| FileJob {
+        .map(|(i, abs, region)| FileJob {
             src: abs,
             rel: &out[*i].rel,
             region: *region,
-            size: *size,
         })
         .collect();
-    let sealed = seal_files(&jobs, ctx)?;
+    let sealed = seal_files(&jobs, true, ctx)?;
     drop(jobs);
-    for ((i, _, _, _), kind) in files.iter().zip(sealed) {
-        out[*i].kind = ScanKind::Sealed(kind);
+    for ((i, abs, _), o) in files.into_iter().zip(sealed) {
+        let s = &mut out[i];
+        match o {
+            Outcome::Sealed(kind, mode) => {
+                s.kind = ScanKind::Sealed(kind);
+                s.mode = mode;
+            }
+            Outcome::Linked { id, mode } => {
+                s.kind = ScanKind::Linked { abs, id };
+                s.mode = mode;
+            }
+        }
     }
     Ok((out, subdirs))
 }
@@ -619,11 +640,16 @@ pub(crate) fn open_nofollow(path: &Path) -> Result<File, FsError> {
 /// read, the encryption and the write (at least one chunk).
 const PIECE_BYTES: u64 = 256 << 10;
 
-/// An opened source file and its size.
+/// An opened source file and what its fstat said.
 struct Source<'a> {
     file: File,
     path: &'a Path,
     size: u64,
+    /// Permission bits.
+    mode: u32,
+    nlink: u64,
+    /// (dev, ino): identifies hard links.
+    id: (u64, u64),
 }
 
 impl<'a> Source<'a> {
@@ -640,6 +666,9 @@ impl<'a> Source<'a> {
             file,
             path,
             size: meta.len(),
+            mode: meta.mode() & MODE_MASK,
+            nlink: meta.nlink(),
+            id: (meta.dev(), meta.ino()),
         })
     }
 }
