@@ -2,8 +2,10 @@
 
 use std::cell::RefCell;
 use std::collections::HashMap;
+use std::ffi::OsStr;
 use std::fs::{self, File, OpenOptions};
 use std::io::Write;
+use std::os::fd::OwnedFd;
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{FileExt, MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
@@ -11,6 +13,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Mutex, PoisonError};
 
 use rayon::prelude::*;
+use rustix::fs::{Mode, OFlags};
 
 use crate::crypto::{self, FileCrypto, FileKeys, TagDigest};
 use crate::format::{
@@ -265,7 +268,11 @@ const SHRANK: &str = "read (did the file shrink while sealing?)";
 
 /// A regular file of the tree to seal.
 struct FileJob<'a> {
+    /// Its path (for errors, and to open it when `at` is `None`).
     src: &'a Path,
+    /// Its directory, open, and its name in it: opened with `openat`, no
+    /// walk of the whole path per file.
+    at: Option<(&'a OwnedFd, &'a OsStr)>,
     rel: &'a [u8],
     region: Region,
 }
@@ -308,7 +315,7 @@ fn seal_files(jobs: &[FileJob], defer_links: bool, ctx: &Ctx) -> Result<Vec<Outc
             let mut out = Vec::with_capacity(group.len());
             let mut run = || {
                 for (k, j) in group.iter().enumerate() {
-                    let src = Source::open(j.src)?;
+                    let src = Source::open(j)?;
                     if defer_links && src.nlink > 1 {
                         out.push(Some(linked(&src)));
                     } else if packable(j.region, src.size) {
@@ -340,7 +347,7 @@ fn seal_files(jobs: &[FileJob], defer_links: bool, ctx: &Ctx) -> Result<Vec<Outc
         .par_iter()
         .map(|&k| {
             let j = &jobs[k];
-            let src = Source::open(j.src)?;
+            let src = Source::open(j)?;
             if defer_links && src.nlink > 1 {
                 return Ok(linked(&src));
             }
@@ -441,6 +448,7 @@ fn seal_into(
         .iter()
         .map(|j| FileJob {
             src: &j.src,
+            at: None,
             rel: &entries[j.entry].path,
             region: j.region,
         })
@@ -522,12 +530,25 @@ fn scan_and_seal(src: &Path, ctx: &Ctx) -> Result<Vec<Scanned>, FsError> {
 type DirListing = (Vec<Scanned>, Vec<(PathBuf, Vec<u8>)>);
 
 fn scan_dir(dir: &Path, parent: &[u8], ctx: &Ctx) -> Result<DirListing, FsError> {
+    // Below the root, a directory that turned into a symlink since it was
+    // listed is refused, not followed.
+    let nofollow = if parent.is_empty() {
+        OFlags::empty()
+    } else {
+        OFlags::NOFOLLOW
+    };
+    let dir_fd = rustix::fs::open(
+        dir,
+        OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC | nofollow,
+        Mode::empty(),
+    )
+    .map_err(|e| FsError::io("open directory", dir, e.into()))?;
     let rd = fs::read_dir(dir).map_err(|e| FsError::io("read directory", dir, e))?;
     let mut out = Vec::new();
     let mut subdirs = Vec::new();
-    // (index in out, source path, region) of regular files: opened and
-    // stat'ed once, when they are sealed.
-    let mut files: Vec<(usize, PathBuf, Region)> = Vec::new();
+    // (index in out, source path, name, region) of regular files: opened
+    // and stat'ed once, when they are sealed.
+    let mut files: Vec<(usize, PathBuf, std::ffi::OsString, Region)> = Vec::new();
     for ent in rd {
         let ent = ent.map_err(|e| FsError::io("read directory", dir, e))?;
         let abs = ent.path();
@@ -572,7 +593,8 @@ fn scan_dir(dir: &Path, parent: &[u8], ctx: &Ctx) -> Result<DirListing, FsError>
             }
             ScanKind::Symlink(t)
         } else if ft.is_file() {
-            files.push((out.len(), abs, ctx.regions.region_of_bytes(&rel)));
+            let region = ctx.regions.region_of_bytes(&rel);
+            files.push((out.len(), abs, name, region));
             ScanKind::Dir // replaced below, once sealed
         } else {
             return Err(FsError::Unsupported {
@@ -591,15 +613,16 @@ fn scan_dir(dir: &Path, parent: &[u8], ctx: &Ctx) -> Result<DirListing, FsError>
     }
     let jobs: Vec<FileJob> = files
         .iter()
-        .map(|(i, abs, region)| FileJob {
+        .map(|(i, abs, name, region)| FileJob {
             src: abs,
+            at: Some((&dir_fd, name)),
             rel: &out[*i].rel,
             region: *region,
         })
         .collect();
     let sealed = seal_files(&jobs, true, ctx)?;
     drop(jobs);
-    for ((i, abs, _), o) in files.into_iter().zip(sealed) {
+    for ((i, abs, _, _), o) in files.into_iter().zip(sealed) {
         let s = &mut out[i];
         match o {
             Outcome::Sealed(kind, mode) => {
@@ -653,8 +676,19 @@ struct Source<'a> {
 }
 
 impl<'a> Source<'a> {
-    fn open(path: &'a Path) -> Result<Self, FsError> {
-        let file = open_nofollow(path)?;
+    fn open(job: &FileJob<'a>) -> Result<Self, FsError> {
+        let path = job.src;
+        let file = match job.at {
+            Some((dir, name)) => rustix::fs::openat(
+                dir,
+                name,
+                OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+                Mode::empty(),
+            )
+            .map(File::from)
+            .map_err(|e| FsError::io("open", path, e.into()))?,
+            None => open_nofollow(path)?,
+        };
         let meta = file.metadata().map_err(|e| FsError::io("stat", path, e))?;
         if !meta.is_file() {
             return Err(FsError::Unsupported {
