@@ -35,6 +35,63 @@ impl std::fmt::Display for TcbStatus {
     }
 }
 
+/// An SEV-SNP TCB version split into its security patch levels (SPLs).
+/// Where each SPL sits in the 64-bit TCB_VERSION depends on the processor
+/// generation (Turin moved them and added the FMC SPL).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
+pub struct SnpTcb {
+    /// Boot loader SPL.
+    pub bootloader: u8,
+    /// PSP OS (TEE) SPL.
+    pub tee: u8,
+    /// SNP firmware SPL.
+    pub snp: u8,
+    /// CPU microcode SPL.
+    pub microcode: u8,
+    /// FMC SPL (Turin and later); `None` on Milan and Genoa.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub fmc: Option<u8>,
+}
+
+impl SnpTcb {
+    /// The components as (name, SPL), in the order AMD lists them; FMC
+    /// only when present.
+    pub fn components(&self) -> impl Iterator<Item = (&'static str, u8)> {
+        [
+            ("bootloader", Some(self.bootloader)),
+            ("TEE", Some(self.tee)),
+            ("SNP", Some(self.snp)),
+            ("microcode", Some(self.microcode)),
+            ("FMC", self.fmc),
+        ]
+        .into_iter()
+        .filter_map(|(n, v)| v.map(|v| (n, v)))
+    }
+}
+
+impl std::fmt::Display for SnpTcb {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let parts: Vec<String> = self.components().map(|(n, v)| format!("{n}={v}")).collect();
+        f.write_str(&parts.join(" "))
+    }
+}
+
+/// The TCB versions an SEV-SNP report carries. Only `reported` is bound to
+/// the signing key (the VCEK is derived for exactly that TCB, and firmware
+/// can derive VCEKs only for TCBs at or below its own); the others are
+/// stated by the firmware that signed the report.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
+pub struct SnpTcbs {
+    /// REPORTED_TCB: the TCB the VCEK was issued for.
+    pub reported: SnpTcb,
+    /// COMMITTED_TCB: the platform cannot be rolled back below it.
+    pub committed: SnpTcb,
+    /// LAUNCH_TCB: the TCB when the guest was launched (or imported).
+    pub launch: SnpTcb,
+    /// CURRENT_TCB: the TCB running now.
+    pub current: SnpTcb,
+}
+
 /// Claims about a workload, normalised across TEEs. Fields that do not apply
 /// to a TEE are `None`.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -68,6 +125,9 @@ pub struct Claims {
     /// SEV-SNP guest policy bit 18 (MIGRATE_MA): a migration agent may be
     /// bound to the guest and can export its memory.
     pub snp_migration_agent: Option<bool>,
+    /// SEV-SNP: the report's TCB versions (reported, committed, launch,
+    /// current), split by the generation of the VCEK's chain.
+    pub snp_tcb: Option<SnpTcbs>,
     /// Simulation measurement (no hardware guarantee).
     pub simulation_measurement: Option<[u8; 32]>,
     /// Debug enclave / debug TD / SNP guest policy allows debugging.
@@ -105,6 +165,7 @@ impl Claims {
             snp_measurement: None,
             snp_vmpl: None,
             snp_migration_agent: None,
+            snp_tcb: None,
             simulation_measurement: None,
             debug: false,
             smt_enabled: None,
@@ -149,6 +210,8 @@ struct ClaimsView<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
     snp_migration_agent: Option<bool>,
     #[serde(skip_serializing_if = "Option::is_none")]
+    snp_tcb: Option<SnpTcbs>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     simulation_measurement: Option<String>,
     debug: bool,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -177,6 +240,7 @@ impl Serialize for Claims {
             snp_measurement: self.snp_measurement.map(hex::encode),
             snp_vmpl: self.snp_vmpl,
             snp_migration_agent: self.snp_migration_agent,
+            snp_tcb: self.snp_tcb,
             simulation_measurement: self.simulation_measurement.map(hex::encode),
             debug: self.debug,
             smt_enabled: self.smt_enabled,
@@ -231,6 +295,12 @@ impl std::fmt::Display for Claims {
         }
         if let Some(m) = self.snp_migration_agent {
             writeln!(f, "snp migration agent allowed: {m}")?;
+        }
+        if let Some(t) = &self.snp_tcb {
+            writeln!(f, "snp reported tcb:  {}", t.reported)?;
+            writeln!(f, "snp committed tcb: {}", t.committed)?;
+            writeln!(f, "snp launch tcb:    {}", t.launch)?;
+            writeln!(f, "snp current tcb:   {}", t.current)?;
         }
         if let Some(m) = &self.simulation_measurement {
             writeln!(f, "simulation meas.:  {} (NO HARDWARE GUARANTEE)", h(m))?;

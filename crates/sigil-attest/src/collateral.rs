@@ -173,6 +173,25 @@ pub(crate) fn read_limited(path: &Path, limit: usize) -> Result<Vec<u8>, VerifyE
     Ok(buf)
 }
 
+/// Writes a cache file (fetched collateral, a fetched VCEK) through a
+/// temporary file in the same directory and a rename, so a reader never
+/// sees half a file. Best effort: the cache only saves a fetch, so a
+/// failure is logged, not returned.
+pub(crate) fn write_cache_file(path: &Path, bytes: &[u8]) {
+    // Unique per writer: two verifications fetching the same item at once
+    // must not write into one temporary file.
+    static SEQ: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let seq = SEQ.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let mut name = path.file_name().unwrap_or_default().to_os_string();
+    name.push(format!(".tmp.{}.{seq}", std::process::id()));
+    let tmp = path.with_file_name(name);
+    let r = std::fs::write(&tmp, bytes).and_then(|()| std::fs::rename(&tmp, path));
+    if let Err(e) = r {
+        let _ = std::fs::remove_file(&tmp);
+        tracing::warn!(error = %e, "cannot write cache file {}", path.display());
+    }
+}
+
 /// What collateral a quote needs.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct CollateralRequest {
@@ -509,11 +528,7 @@ impl PccsCollateral {
             Ok(c) => {
                 let c = Arc::new(c);
                 if let Some(p) = self.cache_path(tee, fmspc, ca) {
-                    // Write-then-rename so a reader never sees half a file.
-                    let tmp = p.with_extension("json.tmp");
-                    if std::fs::write(&tmp, c.to_json()).is_ok() {
-                        let _ = std::fs::rename(&tmp, &p);
-                    }
+                    write_cache_file(&p, c.to_json().as_bytes());
                 }
                 self.remember(key, c.clone());
                 Ok(c)

@@ -28,7 +28,7 @@ pub mod snp;
 pub mod tdx;
 pub mod time_util;
 
-pub use claims::{Claims, TcbStatus};
+pub use claims::{Claims, SnpTcb, SnpTcbs, TcbStatus};
 pub use evidence::{Evidence, TeeKind};
 pub use policy::{decide, Decision, Reason, Rule, SecurityPolicy, Tolerance};
 

@@ -5,7 +5,7 @@
 //! `AttestationRule` and `Security`) field by field, so that this crate does
 //! not depend on how sessions are parsed.
 
-use crate::claims::{Claims, TcbStatus};
+use crate::claims::{Claims, SnpTcb, TcbStatus};
 use crate::evidence::TeeKind;
 use std::collections::BTreeSet;
 use std::fmt;
@@ -96,6 +96,10 @@ pub struct SecurityPolicy {
     pub tolerate: BTreeSet<Tolerance>,
     /// Advisory IDs the session accepts.
     pub ignore_advisories: BTreeSet<String>,
+    /// SEV-SNP: the lowest TCB accepted, component by component, in the
+    /// reported, committed and launch TCB. `fmc` applies only to reports
+    /// that have an FMC SPL (Turin and later).
+    pub snp_min_tcb: Option<SnpTcb>,
 }
 
 /// One reason for a refusal.
@@ -132,6 +136,16 @@ pub enum Reason {
     SnpVmpl(u32),
     /// SEV-SNP guest policy allows a migration agent (MIGRATE_MA).
     SnpMigrationAgent,
+    /// An SEV-SNP TCB (`which`: reported, committed or launch) below the
+    /// session's minimum: (component, SPL in the report, minimum).
+    SnpTcbBelowMinimum {
+        /// Which of the report's TCB versions.
+        which: &'static str,
+        /// Every component below its minimum.
+        below: Vec<(&'static str, u8, u8)>,
+    },
+    /// The session sets an SEV-SNP minimum TCB but the claims carry no TCB.
+    SnpTcbMissing,
 }
 
 /// A reason together with the session it refers to, for display.
@@ -199,6 +213,26 @@ impl fmt::Display for Refusal {
                 f,
                 "SEV-SNP guest policy allows a migration agent (MIGRATE_MA), which can export the guest's memory; refused for session {s}"
             ),
+            Reason::SnpTcbBelowMinimum { which, below } => {
+                let parts: Vec<String> = below
+                    .iter()
+                    .map(|(c, have, min)| format!("{c} SPL {have} < minimum {min}"))
+                    .collect();
+                write!(
+                    f,
+                    "SEV-SNP {which} TCB is below the minimum of session {s}: {} (security.attestation.snp.min_tcb){}",
+                    parts.join(", "),
+                    if *which == "launch" {
+                        "; the guest was launched on older firmware: relaunch it"
+                    } else {
+                        ""
+                    }
+                )
+            }
+            Reason::SnpTcbMissing => write!(
+                f,
+                "session {s} sets an SEV-SNP minimum TCB but the evidence carries no TCB"
+            ),
             Reason::SnpVmpl(v) => write!(
                 f,
                 "SEV-SNP report requested at VMPL {v}, not 0: code at that level is not what the launch measurement describes (e.g. a guest under an SVSM), refused for session {s}"
@@ -260,6 +294,33 @@ pub fn tolerances_for(status: TcbStatus) -> Vec<Tolerance> {
         OutOfDate | TDRelaunchAdvised => vec![T::OutdatedTcb],
         OutOfDateConfigurationNeeded | TDRelaunchAdvisedConfigurationNeeded => {
             vec![T::OutdatedTcb, T::ConfigurationNeeded]
+        }
+    }
+}
+
+/// Compares the reported TCB (bound to the VCEK), the committed TCB (the
+/// floor the platform cannot be rolled back below) and the launch TCB (a
+/// guest launched on older firmware stays exposed to it) with `min`.
+fn snp_tcb_reasons(claims: &Claims, min: &SnpTcb, reasons: &mut Vec<Reason>) {
+    let Some(t) = &claims.snp_tcb else {
+        reasons.push(Reason::SnpTcbMissing);
+        return;
+    };
+    for (which, tcb) in [
+        ("reported", &t.reported),
+        ("committed", &t.committed),
+        ("launch", &t.launch),
+    ] {
+        // Components pair up in order; FMC is last, so a report or a
+        // minimum without one compares the four common components only.
+        let below: Vec<(&'static str, u8, u8)> = tcb
+            .components()
+            .zip(min.components())
+            .filter(|((_, have), (_, m))| have < m)
+            .map(|((n, have), (_, m))| (n, have, m))
+            .collect();
+        if !below.is_empty() {
+            reasons.push(Reason::SnpTcbBelowMinimum { which, below });
         }
     }
 }
@@ -414,6 +475,9 @@ pub fn decide(
     if claims.snp_migration_agent == Some(true) {
         reasons.push(Reason::SnpMigrationAgent);
     }
+    if let (TeeKind::Snp, Some(min)) = (claims.tee, &policy.snp_min_tcb) {
+        snp_tcb_reasons(claims, min, &mut reasons);
+    }
 
     if reasons.is_empty() {
         Decision::Accept
@@ -494,6 +558,94 @@ mod tests {
             decide(&c, std::slice::from_ref(&r), &p, &[4; 64], "s"),
             Decision::Accept
         );
+    }
+
+    #[test]
+    fn snp_min_tcb_holds_reported_committed_and_launch_tcb() {
+        use crate::claims::SnpTcbs;
+        let tcb = |bootloader, tee, snp, microcode, fmc| SnpTcb {
+            bootloader,
+            tee,
+            snp,
+            microcode,
+            fmc,
+        };
+        let mut c = Claims::empty(TeeKind::Snp);
+        c.snp_measurement = Some([6; 48]);
+        c.report_data = [4; 64];
+        let ok = tcb(3, 0, 8, 115, None);
+        c.snp_tcb = Some(SnpTcbs {
+            reported: ok,
+            committed: ok,
+            launch: tcb(2, 0, 8, 115, None),
+            current: tcb(3, 0, 8, 206, None),
+        });
+        let r = Rule {
+            snp_measurement: Some([6; 48]),
+            ..Rule::default()
+        };
+        let mut p = SecurityPolicy::default();
+        let d =
+            |c: &Claims, p: &SecurityPolicy| decide(c, std::slice::from_ref(&r), p, &[4; 64], "s");
+        // No minimum: accepted whatever the TCB.
+        assert!(d(&c, &p).is_accept());
+        p.snp_min_tcb = Some(tcb(3, 0, 8, 115, None));
+        // The guest was launched on bootloader 2: relaunch it.
+        let dec = d(&c, &p);
+        assert_eq!(
+            dec.reasons(),
+            vec![&Reason::SnpTcbBelowMinimum {
+                which: "launch",
+                below: vec![("bootloader", 2, 3)]
+            }]
+        );
+        assert!(dec.to_string().contains("relaunch"), "{dec}");
+        // The current TCB is not held to the minimum: the reported one is
+        // what the signature vouches for, and current >= committed anyway.
+        let t = c.snp_tcb.as_mut().unwrap();
+        t.launch = ok;
+        t.current = tcb(0, 0, 0, 0, None);
+        assert!(d(&c, &p).is_accept());
+        // Several components of one TCB in one reason.
+        c.snp_tcb.as_mut().unwrap().committed = tcb(3, 0, 7, 100, None);
+        let dec = d(&c, &p);
+        assert_eq!(
+            dec.reasons(),
+            vec![&Reason::SnpTcbBelowMinimum {
+                which: "committed",
+                below: vec![("SNP", 7, 8), ("microcode", 100, 115)]
+            }]
+        );
+        assert!(
+            dec.to_string().contains(
+                "SEV-SNP committed TCB is below the minimum of session s: SNP SPL 7 < minimum 8, microcode SPL 100 < minimum 115"
+            ),
+            "{dec}"
+        );
+        // FMC: held to its minimum only where the report has one (Turin).
+        let turin = tcb(3, 0, 8, 115, Some(1));
+        c.snp_tcb = Some(SnpTcbs {
+            reported: turin,
+            committed: turin,
+            launch: turin,
+            current: turin,
+        });
+        p.snp_min_tcb = Some(tcb(3, 0, 8, 115, Some(2)));
+        assert_eq!(d(&c, &p).reasons().len(), 3);
+        p.snp_min_tcb = Some(tcb(3, 0, 8, 115, Some(1)));
+        assert!(d(&c, &p).is_accept());
+        c.snp_tcb = Some(SnpTcbs {
+            reported: ok,
+            committed: ok,
+            launch: ok,
+            current: ok,
+        });
+        p.snp_min_tcb = Some(tcb(3, 0, 8, 115, Some(9)));
+        assert!(d(&c, &p).is_accept());
+        // Claims without a TCB fail closed; other TEEs are not affected.
+        c.snp_tcb = None;
+        assert_eq!(d(&c, &p).reasons(), vec![&Reason::SnpTcbMissing]);
+        assert!(decide(&sgx_claims(), &[rule()], &p, &[4; 64], "s").is_accept());
     }
 
     #[test]

@@ -39,6 +39,13 @@ impl From<&s::Security> for SecurityPolicy {
             allow_simulation: sec.attestation_mode == s::AttestationMode::Simulation,
             tolerate: sec.tolerate.iter().map(|t| Tolerance::from(*t)).collect(),
             ignore_advisories: sec.ignore_advisories.clone(),
+            snp_min_tcb: sec.snp_min_tcb.map(|m| crate::claims::SnpTcb {
+                bootloader: m.bootloader,
+                tee: m.tee,
+                snp: m.snp,
+                microcode: m.microcode,
+                fmc: m.fmc,
+            }),
         }
     }
 }

@@ -10,7 +10,7 @@
 //! once and cached by the VEK's hash; a report then costs one P-384
 //! signature.
 
-use crate::claims::{Claims, TcbStatus};
+use crate::claims::{Claims, SnpTcb, SnpTcbs, TcbStatus};
 use crate::der::{cert_info, pem_certs};
 use crate::evidence::{Evidence, TeeKind};
 use crate::time_util::format_unix;
@@ -86,8 +86,14 @@ pub struct Report {
     pub report_data: [u8; 64],
     /// Launch measurement.
     pub measurement: [u8; 48],
-    /// Reported TCB (what the VEK is for).
+    /// CURRENT_TCB (offset 0x38).
+    pub current_tcb: u64,
+    /// REPORTED_TCB (offset 0x180): what the VEK is for.
     pub reported_tcb: u64,
+    /// COMMITTED_TCB (offset 0x1E0).
+    pub committed_tcb: u64,
+    /// LAUNCH_TCB (offset 0x1F0).
+    pub launch_tcb: u64,
     /// Chip id.
     pub chip_id: [u8; 64],
     /// Signature r, s (big-endian, 48 bytes each).
@@ -159,7 +165,10 @@ pub fn parse_report(b: &[u8]) -> Result<Report, VerifyError> {
         mask_chip_id: flags & 2 != 0,
         report_data: [0; 64],
         measurement: [0; 48],
+        current_tcb: u64_at(b, 0x38),
         reported_tcb: u64_at(b, 0x180),
+        committed_tcb: u64_at(b, 0x1E0),
+        launch_tcb: u64_at(b, 0x1F0),
         chip_id: [0; 64],
         signature,
     };
@@ -169,12 +178,57 @@ pub fn parse_report(b: &[u8]) -> Result<Report, VerifyError> {
     Ok(rep)
 }
 
-/// The SPLs of a TCB version for a generation: (fmc, bl, tee, snp, ucode).
-fn tcb_parts(g: Generation, tcb: u64) -> (Option<u8>, u8, u8, u8, u8) {
+/// The SPLs of a TCB_VERSION for a generation (Milan/Genoa: bytes 0, 1,
+/// 6, 7; Turin: FMC in byte 0, then 1, 2, 3, 7).
+pub fn split_tcb(g: Generation, tcb: u64) -> SnpTcb {
     let b = tcb.to_le_bytes();
     match g {
-        Generation::Turin => (Some(b[0]), b[1], b[2], b[3], b[7]),
-        _ => (None, b[0], b[1], b[6], b[7]),
+        Generation::Turin => SnpTcb {
+            fmc: Some(b[0]),
+            bootloader: b[1],
+            tee: b[2],
+            snp: b[3],
+            microcode: b[7],
+        },
+        _ => SnpTcb {
+            fmc: None,
+            bootloader: b[0],
+            tee: b[1],
+            snp: b[6],
+            microcode: b[7],
+        },
+    }
+}
+
+/// Checks that a VEK's TCB extensions (`1.3.6.1.4.1.3704.1.3.*`) are
+/// exactly `reported`: a VEK is derived for one TCB, and one issued for
+/// another TCB must not vouch for this report. A missing extension is a
+/// mismatch.
+fn check_vek_tcb(exts: &HashMap<String, Vec<u8>>, reported: &SnpTcb) -> Result<(), VerifyError> {
+    let ext = |oid: &str| exts.get(oid).and_then(|x| der_small_int(x));
+    let mut mismatch = Vec::new();
+    for (name, oid, want) in [
+        ("bootloader", OID_BL_SPL, Some(reported.bootloader)),
+        ("TEE", OID_TEE_SPL, Some(reported.tee)),
+        ("SNP", OID_SNP_SPL, Some(reported.snp)),
+        ("microcode", OID_UCODE_SPL, Some(reported.microcode)),
+        ("FMC", OID_FMC_SPL, reported.fmc),
+    ] {
+        if let Some(w) = want {
+            match ext(oid) {
+                Some(have) if have == w => {}
+                Some(have) => mismatch.push(format!("{name} SPL {have} in the VEK, {w} reported")),
+                None => mismatch.push(format!("{name} SPL missing in the VEK, {w} reported")),
+            }
+        }
+    }
+    if mismatch.is_empty() {
+        Ok(())
+    } else {
+        Err(VerifyError::Rejected(format!(
+            "VEK TCB does not match the report's reported TCB: {}",
+            mismatch.join(", ")
+        )))
     }
 }
 
@@ -342,7 +396,8 @@ impl SnpVerifier {
         };
         let mut last = String::from("no product matched");
         for (name, g) in products {
-            let (fmc, bl, tee, snp, ucode) = tcb_parts(*g, rep.reported_tcb);
+            let t = split_tcb(*g, rep.reported_tcb);
+            let (bl, tee, snp, ucode) = (t.bootloader, t.tee, t.snp, t.microcode);
             let hwid = match g {
                 Generation::Turin => hex::encode(&rep.chip_id[..8]),
                 _ => hex::encode(rep.chip_id),
@@ -350,7 +405,7 @@ impl SnpVerifier {
             let mut url = format!(
                 "{base}/vcek/v1/{name}/{hwid}?blSPL={bl:02}&teeSPL={tee:02}&snpSPL={snp:02}&ucodeSPL={ucode:02}"
             );
-            if let Some(f) = fmc {
+            if let Some(f) = t.fmc {
                 url.push_str(&format!("&fmcSPL={f:02}"));
             }
             match crate::http::get(&url) {
@@ -473,27 +528,20 @@ impl SnpVerifier {
                 bag.push(parse_cert(&der)?);
             }
         }
+        let mut fetched = None;
         if !has_vek(&bag) && rep.signing_key == 0 && !rep.mask_chip_id {
             if let Some(base) = &self.kds {
                 let der = self.fetch_vcek(base, &rep, raw)?;
-                let cert = parse_cert(&der)?;
-                if let Some(p) = &cached_path {
-                    // Only a VCEK that verifies is worth keeping; it is
-                    // written after verification below.
-                    bag.push(cert);
-                    let r = self.verify_report_with_bag(raw, &rep, bag, now);
-                    if r.is_ok() {
-                        let tmp = p.with_extension("der.tmp");
-                        if std::fs::write(&tmp, &der).is_ok() {
-                            let _ = std::fs::rename(&tmp, p);
-                        }
-                    }
-                    return r;
-                }
-                bag.push(cert);
+                bag.push(parse_cert(&der)?);
+                fetched = Some(der);
             }
         }
-        self.verify_report_with_bag(raw, &rep, bag, now)
+        let r = self.verify_report_with_bag(raw, &rep, bag, now);
+        // Only a fetched VCEK that verified the report is worth keeping.
+        if let (Ok(_), Some(der), Some(p)) = (&r, fetched, &cached_path) {
+            crate::collateral::write_cache_file(p, &der);
+        }
+        r
     }
 
     fn verify_report_with_bag(
@@ -524,28 +572,14 @@ impl SnpVerifier {
             })?;
 
         // The VEK must be the one for this TCB (and chip, for a VCEK).
-        let (fmc, bl, tee, snp, ucode) = tcb_parts(v.generation, rep.reported_tcb);
-        let ext = |oid: &str| v.exts.get(oid).and_then(|x| der_small_int(x));
-        let mut mismatch = Vec::new();
-        for (name, oid, want) in [
-            ("bootloader", OID_BL_SPL, Some(bl)),
-            ("TEE", OID_TEE_SPL, Some(tee)),
-            ("SNP", OID_SNP_SPL, Some(snp)),
-            ("microcode", OID_UCODE_SPL, Some(ucode)),
-            ("FMC", OID_FMC_SPL, fmc),
-        ] {
-            if let Some(w) = want {
-                if ext(oid) != Some(w) {
-                    mismatch.push(format!("{name} SPL {:?} vs reported {w}", ext(oid)));
-                }
-            }
-        }
-        if !mismatch.is_empty() {
-            return Err(VerifyError::Rejected(format!(
-                "VEK TCB does not match the report's reported TCB: {}",
-                mismatch.join(", ")
-            )));
-        }
+        let g = v.generation;
+        let tcb = SnpTcbs {
+            reported: split_tcb(g, rep.reported_tcb),
+            committed: split_tcb(g, rep.committed_tcb),
+            launch: split_tcb(g, rep.launch_tcb),
+            current: split_tcb(g, rep.current_tcb),
+        };
+        check_vek_tcb(&v.exts, &tcb.reported)?;
         if !v.is_vlek && !rep.mask_chip_id {
             let hwid = v.exts.get(OID_HWID).map(|x| der_octets(x)).unwrap_or(&[]);
             if hwid.is_empty() || !rep.chip_id.starts_with(hwid) {
@@ -558,6 +592,7 @@ impl SnpVerifier {
         let mut c = Claims::empty(TeeKind::Snp);
         c.snp_measurement = Some(rep.measurement);
         c.snp_vmpl = Some(rep.vmpl);
+        c.snp_tcb = Some(tcb);
         // Guest policy bit 18: MIGRATE_MA (a migration agent may be bound).
         c.snp_migration_agent = Some(rep.policy & (1 << 18) != 0);
         c.svn = Some(rep.guest_svn);
@@ -584,5 +619,92 @@ impl Verifier for SnpVerifier {
     fn verify(&self, evidence: &Evidence, now: u64) -> Result<Claims, VerifyError> {
         evidence.check_limits()?;
         self.verify_report(&evidence.data, evidence.certs.as_deref(), now)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The real Milan VCEK of the shared test data (read in place).
+    fn real_vcek() -> Cert {
+        let dir = std::env::var_os("SIGIL_ATTESTATION_TESTDATA")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| {
+                PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+                    .join("../../../shared/testdata/attestation")
+            });
+        let p = dir.join("coco-trustee/snp/test-vcek.der");
+        let der = std::fs::read(&p).unwrap_or_else(|e| {
+            panic!(
+                "real attestation test data not found at {} ({e}); set SIGIL_ATTESTATION_TESTDATA",
+                p.display()
+            )
+        });
+        parse_cert(&der).unwrap()
+    }
+
+    /// The VCEK's TCB extensions must equal the report's reported TCB in
+    /// every component. A real VCEK cannot sign a report whose reported TCB
+    /// differs (its key is derived for its TCB), so this defence in depth
+    /// is tested on the comparison itself with the real certificate.
+    #[test]
+    fn vek_tcb_extensions_must_equal_the_reported_tcb() {
+        let vcek = real_vcek();
+        // EXPECTED_SNP.tsv: reported TCB bl=3 tee=0 snp=8 ucode=115.
+        let reported = SnpTcb {
+            bootloader: 3,
+            tee: 0,
+            snp: 8,
+            microcode: 115,
+            fmc: None,
+        };
+        check_vek_tcb(&vcek.exts, &reported).unwrap();
+        for (name, change) in [
+            (
+                "bootloader",
+                (|t: &mut SnpTcb| t.bootloader += 1) as fn(&mut SnpTcb),
+            ),
+            ("TEE", |t| t.tee += 1),
+            ("SNP", |t| t.snp -= 1),
+            ("microcode", |t| t.microcode += 91),
+        ] {
+            let mut t = reported;
+            change(&mut t);
+            let e = check_vek_tcb(&vcek.exts, &t).unwrap_err().to_string();
+            assert!(e.contains(&format!("{name} SPL ")), "{e}");
+            assert!(
+                e.contains("does not match the report's reported TCB"),
+                "{e}"
+            );
+        }
+        // A Turin-layout TCB asks for the FMC SPL, which a Milan VCEK lacks.
+        let e = check_vek_tcb(
+            &vcek.exts,
+            &SnpTcb {
+                fmc: Some(0),
+                ..reported
+            },
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("FMC SPL missing in the VEK"), "{e}");
+        // A certificate without the extensions vouches for no TCB.
+        assert!(check_vek_tcb(&HashMap::new(), &reported).is_err());
+    }
+
+    #[test]
+    fn tcb_layout_per_generation() {
+        let raw = u64::from_le_bytes([1, 2, 3, 4, 5, 6, 7, 8]);
+        let m = split_tcb(Generation::Milan, raw);
+        assert_eq!(
+            (m.bootloader, m.tee, m.snp, m.microcode, m.fmc),
+            (1, 2, 7, 8, None)
+        );
+        let t = split_tcb(Generation::Turin, raw);
+        assert_eq!(
+            (t.bootloader, t.tee, t.snp, t.microcode, t.fmc),
+            (2, 3, 4, 8, Some(1))
+        );
     }
 }

@@ -7,7 +7,7 @@ use base64::Engine as _;
 use common::{read_evidence, testdata, tsv};
 use sigil_attest::snp::SnpVerifier;
 use sigil_attest::time_util::parse_time;
-use sigil_attest::{TeeKind, VerifyError};
+use sigil_attest::{SnpTcb, TeeKind, VerifyError};
 
 /// Every certificate in the data is valid then (Genoa VCEK from 2025-05-27).
 fn at() -> u64 {
@@ -225,4 +225,123 @@ fn vcek_from_kds_then_cache() {
         .verify_report(&report, None, at())
         .unwrap_err();
     assert!(matches!(e, VerifyError::CollateralUnavailable(_)), "{e}");
+}
+
+/// The TCB claims of the real reports, split by generation, as
+/// EXPECTED_SNP.tsv's notes give them (Milan: reported bl=3 tee=0 snp=8
+/// ucode=115 while the current microcode is 206; Genoa: bl=10 tee=0 snp=23
+/// ucode=25).
+#[test]
+fn tcb_claims_of_real_reports() {
+    let v = SnpVerifier::new().unwrap();
+    let milan = v
+        .verify_report(
+            &read_evidence("coco-trustee/snp/test-report.bin"),
+            Some(&bundle(
+                "coco-trustee/snp/test-vcek.der",
+                "coco-trustee/snp/milan_ask_ark_asvk.pem",
+            )),
+            at(),
+        )
+        .unwrap();
+    let t = milan.snp_tcb.unwrap();
+    let tcb = |bootloader, tee, snp, microcode| SnpTcb {
+        bootloader,
+        tee,
+        snp,
+        microcode,
+        fmc: None,
+    };
+    assert_eq!(t.reported, tcb(3, 0, 8, 115));
+    assert_eq!(t.committed, tcb(3, 0, 8, 115));
+    assert_eq!(t.launch, tcb(3, 0, 8, 115));
+    assert_eq!(t.current, tcb(3, 0, 8, 206));
+    let genoa = v
+        .verify_report(
+            &read_evidence("coco-trustee/snp/e2e-genoa-report.bin"),
+            Some(&bundle(
+                "coco-trustee/snp/e2e-genoa-vcek.der",
+                "coco-trustee/snp/genoa_ask_ark_asvk.pem",
+            )),
+            at(),
+        )
+        .unwrap();
+    assert_eq!(genoa.snp_tcb.unwrap().reported, tcb(10, 0, 23, 25));
+}
+
+/// A session's `security.attestation.snp.min_tcb` against the real
+/// reports: the exact TCB passes, one SPL more in any component refuses
+/// naming the component, the report's value and the minimum.
+#[test]
+fn session_min_tcb_against_real_reports() {
+    use sigil_attest::{decide, Decision, Reason};
+    let v = SnpVerifier::new().unwrap();
+    for (rep, vek, chain, spl) in [
+        (
+            "coco-trustee/snp/test-report.bin",
+            "coco-trustee/snp/test-vcek.der",
+            "coco-trustee/snp/milan_ask_ark_asvk.pem",
+            [3u8, 0, 8, 115],
+        ),
+        (
+            "coco-trustee/snp/e2e-genoa-report.bin",
+            "coco-trustee/snp/e2e-genoa-vcek.der",
+            "coco-trustee/snp/genoa_ask_ark_asvk.pem",
+            [10, 0, 23, 25],
+        ),
+    ] {
+        let report = read_evidence(rep);
+        let c = v
+            .verify_report(&report, Some(&bundle(vek, chain)), at())
+            .unwrap();
+        let session = |min: [u8; 4]| {
+            let yaml = format!(
+                "name: snp/app\nservices:\n  - name: app\n    attestation:\n      - measurement: {}\nsecurity:\n  attestation:\n    snp:\n      min_tcb: {{bootloader: {}, tee: {}, snp: {}, microcode: {}}}\n",
+                hex::encode(&report[0x90..0xC0]),
+                min[0],
+                min[1],
+                min[2],
+                min[3]
+            );
+            sigil_session::Session::parse(&yaml).unwrap_or_else(|e| panic!("{e}"))
+        };
+        let decide_with = |min: [u8; 4]| {
+            let s = session(min);
+            let (rules, mut policy) = sigil_attest::session::policy_for(&s, "app").unwrap();
+            // SMT is on in these reports; not what this test is about.
+            policy
+                .tolerate
+                .insert(sigil_attest::Tolerance::Hyperthreading);
+            decide(&c, &rules, &policy, &c.report_data, "snp/app")
+        };
+        assert_eq!(decide_with(spl), Decision::Accept, "{rep}");
+        assert_eq!(decide_with([0, 0, 0, 0]), Decision::Accept, "{rep}");
+        let names = ["bootloader", "TEE", "SNP", "microcode"];
+        for i in 0..4 {
+            let mut min = spl;
+            min[i] += 1;
+            let d = decide_with(min);
+            // Reported, committed and launch TCB are equal in these reports:
+            // each is below the minimum in the same component.
+            let reasons = d.reasons();
+            assert_eq!(reasons.len(), 3, "{rep}: {d}");
+            for (r, which) in reasons.iter().zip(["reported", "committed", "launch"]) {
+                assert_eq!(
+                    **r,
+                    Reason::SnpTcbBelowMinimum {
+                        which,
+                        below: vec![(names[i], spl[i], min[i])]
+                    }
+                );
+            }
+            let text = d.to_string();
+            assert!(
+                text.contains(&format!(
+                    "SEV-SNP reported TCB is below the minimum of session snp/app: {} SPL {} < minimum {}",
+                    names[i], spl[i], min[i]
+                )),
+                "{text}"
+            );
+        }
+    }
 }

@@ -271,6 +271,35 @@ fn image(i: &Image) -> Value {
     ])
 }
 
+fn security(sec: &Security) -> Value {
+    let mut v = obj([
+        ("attestation_mode", s(sec.attestation_mode.as_str())),
+        (
+            "tolerate",
+            sorted(sec.tolerate.iter().map(|t| s(t.as_str())).collect()),
+        ),
+        (
+            "ignore_advisories",
+            sorted(sec.ignore_advisories.iter().map(|a| s(a)).collect()),
+        ),
+    ]);
+    // Only when set (and `fmc` only when given), so the hashes of sessions
+    // without a minimum did not change when it was added.
+    if let (Value::Obj(m), Some(t)) = (&mut v, &sec.snp_min_tcb) {
+        let mut tcb = obj([
+            ("bootloader", Value::Int(t.bootloader.into())),
+            ("tee", Value::Int(t.tee.into())),
+            ("snp", Value::Int(t.snp.into())),
+            ("microcode", Value::Int(t.microcode.into())),
+        ]);
+        if let (Value::Obj(tm), Some(f)) = (&mut tcb, t.fmc) {
+            tm.insert("fmc", Value::Int(f.into()));
+        }
+        m.insert("snp_min_tcb", tcb);
+    }
+    v
+}
+
 /// The canonical JSON of `session` (without the domain prefix).
 pub fn canonical_json(session: &Session) -> Vec<u8> {
     let sec = &session.security;
@@ -307,20 +336,7 @@ pub fn canonical_json(session: &Session) -> Vec<u8> {
                 ),
             ]),
         ),
-        (
-            "security",
-            obj([
-                ("attestation_mode", s(sec.attestation_mode.as_str())),
-                (
-                    "tolerate",
-                    sorted(sec.tolerate.iter().map(|t| s(t.as_str())).collect()),
-                ),
-                (
-                    "ignore_advisories",
-                    sorted(sec.ignore_advisories.iter().map(|a| s(a)).collect()),
-                ),
-            ]),
-        ),
+        ("security", security(sec)),
     ]);
     root.encode()
 }

@@ -360,5 +360,16 @@ pub(crate) fn to_yaml(session: &Session, redact: bool) -> String {
     o.list(4, "tolerate", &tol);
     let adv: Vec<String> = sec.ignore_advisories.iter().cloned().collect();
     o.list(4, "ignore_advisories", &adv);
+    if let Some(t) = &sec.snp_min_tcb {
+        o.line(4, "snp:");
+        o.line(6, "min_tcb:");
+        o.kv_raw(8, "bootloader", &t.bootloader.to_string());
+        o.kv_raw(8, "tee", &t.tee.to_string());
+        o.kv_raw(8, "snp", &t.snp.to_string());
+        o.kv_raw(8, "microcode", &t.microcode.to_string());
+        if let Some(f) = t.fmc {
+            o.kv_raw(8, "fmc", &f.to_string());
+        }
+    }
     o.buf
 }

@@ -61,9 +61,22 @@ fn wrap_pkcs8(alg_id: &[u8], inner: &[u8]) -> Zeroizing<Vec<u8>> {
     out
 }
 
+thread_local! {
+    static RING_CHECKS: std::cell::Cell<u64> = const { std::cell::Cell::new(0) };
+}
+
+/// How many times [`pkcs8_algorithm`] ran on this thread: lets tests prove
+/// that reading a session checks each given key once. Not for production
+/// use.
+#[doc(hidden)]
+pub fn ring_key_checks_on_this_thread() -> u64 {
+    RING_CHECKS.with(|c| c.get())
+}
+
 /// The algorithm of a PKCS#8 DER private key, as ring parses it. RSA keys
 /// must have a 2048- or 3072-bit modulus.
 pub fn pkcs8_algorithm(der: &[u8]) -> Result<KeyAlgorithm, KeyError> {
+    RING_CHECKS.with(|c| c.set(c.get() + 1));
     use ring::signature::{self, EcdsaKeyPair, Ed25519KeyPair, RsaKeyPair};
     let rng = ring::rand::SystemRandom::new();
     // The first rejection that is neither "wrong algorithm" nor "does not

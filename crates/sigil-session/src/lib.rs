@@ -56,7 +56,7 @@ mod proptests;
 mod validate;
 mod yaml;
 
-pub use validate::{MAX_EXPLICIT_VALUE, MAX_INJECTION_CONTENT, MAX_RANDOM_SIZE};
+pub use validate::{name_error, MAX_EXPLICIT_VALUE, MAX_INJECTION_CONTENT, MAX_RANDOM_SIZE};
 pub use yaml::{MAX_DEPTH, MAX_DOCUMENT_BYTES, MAX_NODES};
 
 pub use canonical::HASH_DOMAIN;

@@ -345,17 +345,42 @@ pub const DEFAULT_RANDOM_SECRET_SIZE: usize = 32;
 /// An explicit secret value. Zeroized on drop, redacted in `Debug`, compared in
 /// constant time.
 #[derive(Clone)]
-pub struct SecretValue(Zeroizing<Vec<u8>>);
+pub struct SecretValue {
+    bytes: Zeroizing<Vec<u8>>,
+    /// For a private key: ring's verdict on the bytes, computed at most once
+    /// (parsing an RSA key is the expensive part of reading a session, and
+    /// the parser, validation and the CAS all need the verdict).
+    key_check: std::sync::OnceLock<Result<KeyAlgorithm, crate::keys::KeyError>>,
+}
 
 impl SecretValue {
     /// Wraps bytes.
     pub fn new(bytes: Vec<u8>) -> SecretValue {
-        SecretValue(Zeroizing::new(bytes))
+        SecretValue {
+            bytes: Zeroizing::new(bytes),
+            key_check: std::sync::OnceLock::new(),
+        }
+    }
+
+    /// A PKCS#8 key the parser just had ring accept as `algorithm`.
+    pub(crate) fn checked_private_key(der: Vec<u8>, algorithm: KeyAlgorithm) -> SecretValue {
+        let v = SecretValue::new(der);
+        let _ = v.key_check.set(Ok(algorithm));
+        v
     }
 
     /// The secret bytes. Do not log them.
     pub fn expose(&self) -> &[u8] {
-        &self.0
+        &self.bytes
+    }
+
+    /// The algorithm ring parses these bytes (PKCS#8 DER) as
+    /// ([`crate::keys::pkcs8_algorithm`]). Ring runs at most once per value:
+    /// the verdict is kept (a value parsed from a document already has it).
+    pub fn private_key_algorithm(&self) -> Result<KeyAlgorithm, crate::keys::KeyError> {
+        self.key_check
+            .get_or_init(|| crate::keys::pkcs8_algorithm(&self.bytes))
+            .clone()
     }
 }
 
@@ -369,7 +394,7 @@ impl PartialEq for SecretValue {
     fn eq(&self, other: &Self) -> bool {
         // Lengths are not secret; contents are compared in constant time.
         use subtle::ConstantTimeEq;
-        bool::from(self.0[..].ct_eq(&other.0[..]))
+        bool::from(self.bytes[..].ct_eq(&other.bytes[..]))
     }
 }
 impl Eq for SecretValue {}
@@ -673,6 +698,28 @@ pub struct Security {
     pub tolerate: BTreeSet<Tolerance>,
     /// Advisories (e.g. `INTEL-SA-00615`) not held against a platform.
     pub ignore_advisories: BTreeSet<String>,
+    /// SEV-SNP: the lowest TCB (firmware and microcode security patch
+    /// levels) accepted in a report (`security.attestation.snp.min_tcb`).
+    /// `None`: no minimum.
+    pub snp_min_tcb: Option<SnpMinTcb>,
+}
+
+/// The minimum SEV-SNP TCB a session accepts: each security patch level
+/// (SPL) of the report's reported, committed and launch TCB must be at
+/// least this (component by component, not as one number).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
+pub struct SnpMinTcb {
+    /// Boot loader SPL.
+    pub bootloader: u8,
+    /// PSP OS (TEE) SPL.
+    pub tee: u8,
+    /// SNP firmware SPL.
+    pub snp: u8,
+    /// CPU microcode SPL.
+    pub microcode: u8,
+    /// FMC SPL, which only Turin and later report; ignored for reports
+    /// without one. `None`: no minimum.
+    pub fmc: Option<u8>,
 }
 
 /// Which evidence is accepted.

@@ -781,7 +781,9 @@ fn secret(cx: &mut Cx, node: &Node, path: &str) -> Option<Secret> {
                     };
                     SecretKind::PrivateKey {
                         algorithm,
-                        value: Some(SecretValue::new(der.to_vec())),
+                        // Ring's verdict travels with the value: validation
+                        // and the CAS do not parse the key again.
+                        value: Some(SecretValue::checked_private_key(der.to_vec(), found)),
                     }
                 }),
             },
@@ -1090,6 +1092,42 @@ fn access_policy(cx: &mut Cx, node: &Node, path: &str) -> AccessPolicy {
     ap
 }
 
+/// `security.attestation.snp`: `{min_tcb: {bootloader, tee, snp, microcode[, fmc]}}`.
+/// The four SPLs every SEV-SNP generation has are required, so a forgotten
+/// one is an error rather than a silent minimum of 0.
+fn snp_policy(cx: &mut Cx, node: &Node, path: &str) -> Option<SnpMinTcb> {
+    let f = fields(cx, node, path, &["min_tcb"])?;
+    let n = f.get("min_tcb")?;
+    let mp = f.key_path("min_tcb");
+    let m = fields(
+        cx,
+        n,
+        &mp,
+        &["bootloader", "tee", "snp", "microcode", "fmc"],
+    )?;
+    let spl = |cx: &mut Cx, n: &Node, k: &str| {
+        uint(cx, n, &m.key_path(k), u8::MAX.into()).map(|v| v as u8)
+    };
+    let req = |cx: &mut Cx, k: &str| m.require(cx, k).and_then(|n| spl(cx, n, k));
+    let (bootloader, tee, snp, microcode) = (
+        req(cx, "bootloader"),
+        req(cx, "tee"),
+        req(cx, "snp"),
+        req(cx, "microcode"),
+    );
+    let fmc = m.get("fmc").map(|n| spl(cx, n, "fmc"));
+    Some(SnpMinTcb {
+        bootloader: bootloader?,
+        tee: tee?,
+        snp: snp?,
+        microcode: microcode?,
+        fmc: match fmc {
+            Some(v) => Some(v?),
+            None => None,
+        },
+    })
+}
+
 fn security(cx: &mut Cx, node: &Node, path: &str) -> Security {
     let mut sec = Security::default();
     let Some(f) = fields(cx, node, path, &["attestation"]) else {
@@ -1099,9 +1137,17 @@ fn security(cx: &mut Cx, node: &Node, path: &str) -> Security {
         return sec;
     };
     let p = f.key_path("attestation");
-    let Some(g) = fields(cx, att, &p, &["mode", "tolerate", "ignore_advisories"]) else {
+    let Some(g) = fields(
+        cx,
+        att,
+        &p,
+        &["mode", "tolerate", "ignore_advisories", "snp"],
+    ) else {
         return sec;
     };
+    if let Some(n) = g.get("snp") {
+        sec.snp_min_tcb = snp_policy(cx, n, &g.key_path("snp"));
+    }
     if let Some(n) = g.get("mode") {
         let mp = g.key_path("mode");
         match string(cx, n, &mp).as_deref() {

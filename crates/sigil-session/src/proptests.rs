@@ -231,6 +231,7 @@ fn session() -> impl Strategy<Value = Session> {
         any::<bool>(),
         prop::collection::btree_set(prop::sample::select(Tolerance::ALL.to_vec()), 0..4),
         prop::collection::btree_set(prop::sample::select(ADVISORIES.to_vec()), 0..3),
+        prop::option::of((any::<[u8; 4]>(), prop::option::of(any::<u8>()))),
     );
     let placeholders = prop::collection::vec(
         (any::<prop::sample::Index>(), any::<prop::sample::Index>()),
@@ -388,6 +389,15 @@ fn session() -> impl Strategy<Value = Session> {
                     },
                     tolerate: security.1,
                     ignore_advisories: security.2.into_iter().map(str::to_owned).collect(),
+                    snp_min_tcb: security.3.map(|([bootloader, tee, snp, microcode], fmc)| {
+                        SnpMinTcb {
+                            bootloader,
+                            tee,
+                            snp,
+                            microcode,
+                            fmc,
+                        }
+                    }),
                 };
                 s
             },
@@ -643,7 +653,7 @@ fn reformat(doc: &str, seed: u64) -> String {
 
 /// Applies one semantic change (chosen by `pick`) to `s`.
 fn mutate(s: &mut Session, pick: usize) -> &'static str {
-    let n = 8;
+    let n = 10;
     for k in 0..n {
         let which = (pick + k) % n;
         match which {
@@ -658,6 +668,14 @@ fn mutate(s: &mut Session, pick: usize) -> &'static str {
                     AttestationMode::Simulation => AttestationMode::Hardware,
                 };
                 return "mode";
+            }
+            9 => {
+                let t = s
+                    .security
+                    .snp_min_tcb
+                    .get_or_insert_with(SnpMinTcb::default);
+                t.microcode = t.microcode.wrapping_add(1);
+                return "snp min tcb";
             }
             2 => {
                 s.predecessor = match s.predecessor {

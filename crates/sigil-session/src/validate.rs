@@ -28,7 +28,8 @@ const MAX_VERSION: usize = 64;
 const MAX_VALID_FOR_SECS: u64 = 100 * 365 * 86_400;
 
 /// Service, secret, volume and image names: `[A-Za-z0-9_.-]{1,128}`.
-pub(crate) fn name_error(name: &str) -> Option<&'static str> {
+/// `None` for a valid name, else why it is not one.
+pub fn name_error(name: &str) -> Option<&'static str> {
     if name.is_empty() {
         Some("name is empty")
     } else if name.len() > MAX_NAME_LEN {
@@ -363,7 +364,7 @@ impl V<'_> {
                     if n == 0 || n > MAX_EXPLICIT_VALUE {
                         self.err(&format!("{p}.value"), "value must be 1 byte to 64 KiB");
                     } else {
-                        match crate::keys::pkcs8_algorithm(v.expose()) {
+                        match v.private_key_algorithm() {
                             Err(e) => self.err(&format!("{p}.value"), e.to_string()),
                             Ok(found) if found != *algorithm => self.err(
                                 &format!("{p}.algorithm"),

@@ -1363,3 +1363,95 @@ fn sessions_built_in_code_check_given_keys_too() {
         "{e}"
     );
 }
+
+const SNP_MIN_TCB: &str = "name: t\nsecurity:\n  attestation:\n    snp:\n      min_tcb:\n        bootloader: 3\n        tee: 0\n        snp: 0x17\n        microcode: 115\n";
+
+#[test]
+fn snp_min_tcb_parses_hashes_and_round_trips() {
+    let s = parse_ok(SNP_MIN_TCB);
+    assert_eq!(
+        s.security.snp_min_tcb,
+        Some(SnpMinTcb {
+            bootloader: 3,
+            tee: 0,
+            snp: 23,
+            microcode: 115,
+            fmc: None
+        })
+    );
+    // In the canonical form only when set, so older hashes are unchanged.
+    let canon = String::from_utf8(s.canonical_form()).unwrap();
+    assert!(
+        canon.contains(r#""snp_min_tcb":{"bootloader":3,"microcode":115,"snp":23,"tee":0}"#),
+        "{canon}"
+    );
+    let none = parse_ok("name: t\n");
+    assert!(!String::from_utf8(none.canonical_form())
+        .unwrap()
+        .contains("snp_min_tcb"));
+    assert_ne!(s.hash(), none.hash());
+    // Every component changes the hash; so does adding an FMC minimum.
+    let mut seen = std::collections::HashSet::new();
+    seen.insert(s.hash());
+    for k in ["bootloader: 3", "tee: 0", "snp: 0x17", "microcode: 115"] {
+        let bumped = SNP_MIN_TCB.replace(k, &format!("{}1", &k[..k.len() - 1]));
+        assert!(seen.insert(parse_ok(&bumped).hash()), "{k}");
+    }
+    let fmc = parse_ok(&format!("{SNP_MIN_TCB}        fmc: 1\n"));
+    assert_eq!(fmc.security.snp_min_tcb.unwrap().fmc, Some(1));
+    assert!(seen.insert(fmc.hash()));
+    // to_yaml writes it back.
+    for s in [&s, &fmc] {
+        let back = parse_ok(&s.to_yaml());
+        assert_eq!(&back, s);
+        assert_eq!(back.hash(), s.hash());
+    }
+}
+
+#[test]
+fn snp_min_tcb_errors_name_the_field() {
+    // A forgotten component is an error, not a silent minimum of 0.
+    let no_ucode = SNP_MIN_TCB.replace("        microcode: 115\n", "");
+    assert_error(
+        &no_ucode,
+        "security.attestation.snp.min_tcb.microcode",
+        6,
+        9,
+        "missing required key `microcode`",
+    );
+    assert_error(
+        &SNP_MIN_TCB.replace("tee: 0", "tee: 256"),
+        "security.attestation.snp.min_tcb.tee",
+        7,
+        14,
+        "at most 255",
+    );
+    assert_error(
+        &SNP_MIN_TCB.replace("tee: 0", "tee: -1"),
+        "security.attestation.snp.min_tcb.tee",
+        7,
+        14,
+        "non-negative integer",
+    );
+    assert_error(
+        &SNP_MIN_TCB.replace("tee: 0", "ucode: 1"),
+        "security.attestation.snp.min_tcb.ucode",
+        7,
+        9,
+        "unknown key `ucode`",
+    );
+    assert_error(
+        "name: t\nsecurity:\n  attestation:\n    snp:\n      minimum_tcb: {}\n",
+        "security.attestation.snp.minimum_tcb",
+        5,
+        7,
+        "expected one of: min_tcb",
+    );
+    assert_error(
+        "name: t\nsecurity:\n  attestation:\n    snp:\n      min_tcb: 7\n",
+        "security.attestation.snp.min_tcb",
+        5,
+        16,
+        "expected a mapping",
+    );
+}
