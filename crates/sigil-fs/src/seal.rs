@@ -13,7 +13,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Mutex, PoisonError};
 
 use rayon::prelude::*;
-use rustix::fs::{Mode, OFlags};
+use rustix::fs::{AtFlags, FileType, Mode, OFlags};
 
 use crate::crypto::{self, FileCrypto, FileKeys, TagDigest};
 use crate::format::{
@@ -543,16 +543,23 @@ fn scan_dir(dir: &Path, parent: &[u8], ctx: &Ctx) -> Result<DirListing, FsError>
         Mode::empty(),
     )
     .map_err(|e| FsError::io("open directory", dir, e.into()))?;
-    let rd = fs::read_dir(dir).map_err(|e| FsError::io("read directory", dir, e))?;
+    // Listed, stat'ed and opened through this one descriptor: every name
+    // is looked up in the directory that listed it.
+    let mut rd = rustix::fs::Dir::read_from(&dir_fd)
+        .map_err(|e| FsError::io("read directory", dir, e.into()))?;
     let mut out = Vec::new();
     let mut subdirs = Vec::new();
     // (index in out, source path, name, region) of regular files: opened
     // and stat'ed once, when they are sealed.
     let mut files: Vec<(usize, PathBuf, std::ffi::OsString, Region)> = Vec::new();
-    for ent in rd {
-        let ent = ent.map_err(|e| FsError::io("read directory", dir, e))?;
-        let abs = ent.path();
-        let name = ent.file_name();
+    while let Some(ent) = rd.read() {
+        let ent = ent.map_err(|e| FsError::io("read directory", dir, e.into()))?;
+        let name = ent.file_name().to_bytes();
+        if name == b"." || name == b".." {
+            continue;
+        }
+        let name = OsStr::from_bytes(name).to_os_string();
+        let abs = dir.join(&name);
         let mut rel = Vec::with_capacity(parent.len() + 1 + name.len());
         rel.extend_from_slice(parent);
         if !rel.is_empty() {
@@ -565,16 +572,22 @@ fn scan_dir(dir: &Path, parent: &[u8], ctx: &Ctx) -> Result<DirListing, FsError>
                 reason: reason.into(),
             });
         }
-        // The type from the directory entry (lstat only where the file
-        // system does not say); regular files are stat'ed once opened.
-        let ft = ent.file_type().map_err(|e| FsError::io("stat", &abs, e))?;
+        // The type from the directory entry; lstat (relative to the
+        // directory, not following symlinks) only for directories and where
+        // the file system does not say. Regular files are stat'ed once
+        // opened.
+        let mut ft = ent.file_type();
+        let mut st = None;
+        if matches!(ft, FileType::Directory | FileType::Unknown) {
+            let s = rustix::fs::statat(&dir_fd, &name, AtFlags::SYMLINK_NOFOLLOW)
+                .map_err(|e| FsError::io("stat", &abs, e.into()))?;
+            ft = FileType::from_raw_mode(s.st_mode);
+            st = Some(s);
+        }
         let mut mode = 0;
-        let kind = if ft.is_dir() {
-            // lstat relative to the open directory (does not follow
-            // symlinks, no walk of the whole path).
-            let meta = ent.metadata().map_err(|e| FsError::io("stat", &abs, e))?;
-            mode = meta.mode() & MODE_MASK;
-            if (meta.dev(), meta.ino()) == ctx.dst_id {
+        let kind = if let (FileType::Directory, Some(st)) = (ft, &st) {
+            mode = st.st_mode & MODE_MASK;
+            if (st.st_dev, st.st_ino) == ctx.dst_id {
                 return Err(FsError::Unsupported {
                     path: abs,
                     reason: "the volume being written is inside the source tree".into(),
@@ -582,9 +595,10 @@ fn scan_dir(dir: &Path, parent: &[u8], ctx: &Ctx) -> Result<DirListing, FsError>
             }
             subdirs.push((abs, rel.clone()));
             ScanKind::Dir
-        } else if ft.is_symlink() {
-            let t = fs::read_link(&abs).map_err(|e| FsError::io("read link", &abs, e))?;
-            let t = t.into_os_string().into_vec();
+        } else if ft == FileType::Symlink {
+            let t = rustix::fs::readlinkat(&dir_fd, &name, Vec::new())
+                .map_err(|e| FsError::io("read link", &abs, e.into()))?
+                .into_bytes();
             if t.is_empty() || t.len() > MAX_LINK_LEN {
                 return Err(FsError::Unsupported {
                     path: abs,
@@ -592,7 +606,7 @@ fn scan_dir(dir: &Path, parent: &[u8], ctx: &Ctx) -> Result<DirListing, FsError>
                 });
             }
             ScanKind::Symlink(t)
-        } else if ft.is_file() {
+        } else if ft == FileType::RegularFile {
             let region = ctx.regions.region_of_bytes(&rel);
             files.push((out.len(), abs, name, region));
             ScanKind::Dir // replaced below, once sealed
@@ -637,8 +651,6 @@ fn scan_dir(dir: &Path, parent: &[u8], ctx: &Ctx) -> Result<DirListing, FsError>
     }
     Ok((out, subdirs))
 }
-
-use std::os::unix::ffi::OsStringExt;
 
 pub(crate) fn create_new(path: &Path, mode: u32) -> Result<File, FsError> {
     OpenOptions::new()
