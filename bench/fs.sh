@@ -45,19 +45,24 @@ age-keygen -o "$WORK/age.key" 2>/dev/null
 RECIPIENT="$(age-keygen -y "$WORK/age.key")"
 sync
 
-now() { date +%s.%N; }
 # best_of CMD...: runs CMD ROUNDS times (with $WORK/out removed before
-# each), prints the best wall time in seconds.
+# each), prints the best wall time in seconds and, after it, the least CPU
+# time (user + sys) of any round: on a busy machine the CPU figure is the
+# steadier one.
 best_of() {
-  local best="" s e d
+  local best="" cpu="" t d c
   for _ in $(seq "$ROUNDS"); do
     rm -rf "$WORK/out" "$WORK/out.key"
-    s=$(now); "$@" >/dev/null; e=$(now)
-    d=$(awk -v e="$e" -v s="$s" 'BEGIN {printf "%.4f", e - s}')
+    t=$( { TIMEFORMAT='%R %U %S'; time "$@" >/dev/null; } 2>&1 | tail -1)
+    d=$(echo "$t" | awk '{printf "%.4f", $1}')
+    c=$(echo "$t" | awk '{printf "%.4f", $2 + $3}')
     if [ -z "$best" ] || awk -v d="$d" -v b="$best" 'BEGIN {exit !(d < b)}'; then best=$d; fi
+    if [ -z "$cpu" ] || awk -v d="$c" -v b="$cpu" 'BEGIN {exit !(d < b)}'; then cpu=$c; fi
   done
-  echo "$best"
+  echo "$best $cpu"
 }
+wall() { echo "${1% *}"; }
+cpu() { echo "${1#* }"; }
 mbps() { awk -v b="$1" -v t="$2" 'BEGIN {printf "%.0f", b / t / 1e6}'; }
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN {printf "%.2f", a / b}'; }
 
@@ -72,19 +77,21 @@ CODEC_ENC_OPEN=$(echo "$CODEC_OUT" | awk '/codec encrypted/ {for(i=1;i<=NF;i++) 
 CODEC_AUTH_SEAL=$(echo "$CODEC_OUT" | awk '/codec authenticated/ {for(i=1;i<=NF;i++) if ($i ~ /^seal_MBps=/) {sub("seal_MBps=","",$i); print $i}}')
 
 echo "age..." >&2
-T_AGE=$(best_of age -r "$RECIPIENT" -o "$WORK/out" "$WORK/tree.tar")
+R_AGE=$(best_of age -r "$RECIPIENT" -o "$WORK/out" "$WORK/tree.tar")
+T_AGE=$(wall "$R_AGE")
 AGE=$(mbps "$TAR_BYTES" "$T_AGE")
 
 CORES=$(nproc)
 echo "sigil fs seal/open..." >&2
 seal_enc() { "$SIGIL" fs seal "$WORK/tree" "$WORK/out" --default-region encrypted --key-out "$WORK/out.key" "$@"; }
-T_SEAL_N=$(best_of seal_enc)
-T_SEAL_1=$(best_of seal_enc --threads 1)
-T_SEAL_AUTH=$(best_of "$SIGIL" fs seal "$WORK/tree" "$WORK/out" --default-region authenticated --key-out "$WORK/out.key")
+R_SEAL_N=$(best_of seal_enc)
+R_SEAL_1=$(best_of seal_enc --threads 1)
+T_SEAL_N=$(wall "$R_SEAL_N"); T_SEAL_1=$(wall "$R_SEAL_1")
+T_SEAL_AUTH=$(wall "$(best_of "$SIGIL" fs seal "$WORK/tree" "$WORK/out" --default-region authenticated --key-out "$WORK/out.key")")
 "$SIGIL" fs seal "$WORK/tree" "$WORK/vol" --default-region encrypted --key-out "$WORK/vol.key" > "$WORK/seal.out"
 TAG=$(awk '/^tag:/ {print $2}' "$WORK/seal.out")
-T_OPEN=$(best_of "$SIGIL" fs open "$WORK/vol" "$WORK/out" --key-file "$WORK/vol.key" --tag "$TAG")
-T_VERIFY=$(best_of "$SIGIL" fs verify "$WORK/vol" --key-file "$WORK/vol.key" --tag "$TAG")
+T_OPEN=$(wall "$(best_of "$SIGIL" fs open "$WORK/vol" "$WORK/out" --key-file "$WORK/vol.key" --tag "$TAG")")
+T_VERIFY=$(wall "$(best_of "$SIGIL" fs verify "$WORK/vol" --key-file "$WORK/vol.key" --tag "$TAG")")
 
 SEAL_N=$(mbps $BYTES "$T_SEAL_N"); SEAL_1=$(mbps $BYTES "$T_SEAL_1")
 SEAL_AUTH=$(mbps $BYTES "$T_SEAL_AUTH"); OPEN=$(mbps $BYTES "$T_OPEN"); VERIFY=$(mbps $BYTES "$T_VERIFY")
@@ -102,3 +109,5 @@ printf '%-46s %10s   %-34s\n' "sigil fs seal, encrypted, 1 thread" "$SEAL_1" "$(
 printf '%-46s %10s   %-34s\n' "sigil fs seal, authenticated, $CORES threads" "$SEAL_AUTH" "$(ratio "$SEAL_AUTH" "$AGE") x age"
 printf '%-46s %10s   %-34s\n' "sigil fs open (verify + write), $CORES threads" "$OPEN" "$(ratio "$OPEN" "$AGE") x age"
 printf '%-46s %10s   %-34s\n' "sigil fs verify, $CORES threads" "$VERIFY" "$(ratio "$VERIFY" "$AGE") x age"
+printf '\nCPU time (user + sys, least of %s rounds): age %s s, seal %s threads %s s (%s x age), seal 1 thread %s s\n' \
+  "$ROUNDS" "$(cpu "$R_AGE")" "$CORES" "$(cpu "$R_SEAL_N")" "$(ratio "$(cpu "$R_AGE")" "$(cpu "$R_SEAL_N")")" "$(cpu "$R_SEAL_1")"
