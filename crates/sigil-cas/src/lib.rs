@@ -24,7 +24,9 @@ pub use seal::{MasterKey, MasterKeySource};
 pub use server::{Config, Limits, RunningServer, Server};
 pub use sigil_client::wire::ResolvedService;
 pub use state::{CasState, Clock, ConnInfo, SystemClock};
-pub use store::{AuditReport, BackupStats, RedbStore, SessionStore};
+#[cfg(feature = "postgres")]
+pub use store::PostgresStore;
+pub use store::{AuditReport, BackupStats, PostgresOptions, RedbStore, SessionStore, StoreConfig};
 
 /// Verifies the audit log of a stopped CAS's data directory. With a master
 /// key the head MAC is checked too (detects a rewritten or truncated log).
@@ -47,19 +49,23 @@ pub fn verify_data_dir(
     store::verify_audit_exclusive(&store, key.as_deref())
 }
 
+/// `p` relative to the current directory (the running CAS may have another).
+fn absolute(p: &Path) -> Result<std::path::PathBuf, CasError> {
+    if p.is_absolute() {
+        return Ok(p.to_path_buf());
+    }
+    Ok(std::env::current_dir()
+        .map_err(|e| CasError::Config(e.to_string()))?
+        .join(p))
+}
+
 /// Makes a consistent backup of a data directory into `out` (a new redb
 /// file). If the CAS is running, asks it over `DATA_DIR/admin.sock`;
 /// otherwise opens the store itself. Secrets stay sealed: the master key is
 /// not part of the backup.
 pub fn backup(data_dir: &Path, out: &Path) -> Result<BackupStats, CasError> {
     use std::io::{BufRead, BufReader, Write};
-    let out = if out.is_absolute() {
-        out.to_path_buf()
-    } else {
-        std::env::current_dir()
-            .map_err(|e| CasError::Config(e.to_string()))?
-            .join(out)
-    };
+    let out = absolute(out)?;
     let sock = data_dir.join(server::ADMIN_SOCKET);
     if let Ok(mut s) = std::os::unix::net::UnixStream::connect(&sock) {
         let req = serde_json::json!({"op": "backup", "out": out});
@@ -87,6 +93,23 @@ pub fn backup(data_dir: &Path, out: &Path) -> Result<BackupStats, CasError> {
     }
     let store = RedbStore::open(&path, None)?;
     store.backup_to(&out)
+}
+
+/// Makes a consistent backup of a PostgreSQL store (one snapshot, while
+/// replicas keep writing) into `out`: a new redb file in the same format as
+/// [`backup`], which `sigil cas restore` reads. Secrets stay sealed.
+pub fn backup_postgres(opts: &PostgresOptions, out: &Path) -> Result<BackupStats, CasError> {
+    #[cfg(feature = "postgres")]
+    {
+        PostgresStore::connect(opts, None)?.backup_to(&absolute(out)?)
+    }
+    #[cfg(not(feature = "postgres"))]
+    {
+        let _ = (opts, out);
+        Err(CasError::Config(
+            "this build has no PostgreSQL store (cargo feature `postgres` of sigil-cas)".into(),
+        ))
+    }
 }
 
 /// Restores a backup into a new data directory. The master key (`key`, or

@@ -33,7 +33,7 @@ use crate::metrics::Metrics;
 use crate::ratelimit::RateLimiter;
 use crate::seal::{MasterKey, MasterKeySource};
 use crate::state::{CasState, Clock, ConnInfo, SystemClock};
-use crate::store::{RedbStore, SessionStore};
+use crate::store::{RedbStore, SessionStore, StoreConfig};
 use crate::CasError;
 
 /// File name of the store in the data directory.
@@ -102,6 +102,9 @@ pub struct Config {
     /// Collateral sources of the attestation verifiers; unset fields fall
     /// back to environment variables.
     pub verifiers: crate::attest_api::VerifierConfig,
+    /// Where sessions, secrets and the audit log live (default: redb in
+    /// the data directory).
+    pub store: StoreConfig,
 }
 
 impl Config {
@@ -117,6 +120,7 @@ impl Config {
             clock: Arc::new(SystemClock),
             admin_socket: true,
             verifiers: Default::default(),
+            store: StoreConfig::Redb,
         }
     }
 }
@@ -305,6 +309,65 @@ pub fn open_data_dir(
     Ok((store, key))
 }
 
+/// Opens the configured store with the master key and checks its audit log
+/// (the redb file of the data directory, or the shared PostgreSQL database).
+pub fn open_store(
+    data_dir: &Path,
+    key_src: Option<&MasterKeySource>,
+    store: &StoreConfig,
+) -> Result<(Arc<dyn SessionStore>, Arc<MasterKey>), CasError> {
+    match store {
+        StoreConfig::Redb => {
+            let (s, k) = open_data_dir(data_dir, key_src, true)?;
+            Ok((s, k))
+        }
+        StoreConfig::Postgres(opts) => open_postgres(data_dir, key_src, opts),
+    }
+}
+
+#[cfg(feature = "postgres")]
+fn open_postgres(
+    data_dir: &Path,
+    key_src: Option<&MasterKeySource>,
+    opts: &crate::store::PostgresOptions,
+) -> Result<(Arc<dyn SessionStore>, Arc<MasterKey>), CasError> {
+    create_private_dir(data_dir)?;
+    let src = key_src
+        .cloned()
+        .unwrap_or_else(|| MasterKeySource::resolve(None, data_dir));
+    // Never made up here: every replica must use the same key.
+    let key = Arc::new(MasterKey::load(&src, false).map_err(|e| {
+        CasError::Config(format!(
+            "{e}; with a PostgreSQL store every replica needs the same master key: \
+             give it with --master-key-file or SIGIL_CAS_MASTER_KEY (64 hex digits, e.g. `openssl rand -hex 32`)"
+        ))
+    })?);
+    let store = crate::store::PostgresStore::connect(opts, Some(key.clone()))?;
+    store
+        .verify_audit_snapshot(Some(&key))
+        .map_err(|e| match e {
+            CasError::Integrity(m) if m.contains("MAC") => CasError::Integrity(format!(
+                "{m}; either the master key is not the one this database was created with, or the log was rewritten: refusing to start on a tampered store"
+            )),
+            e => CasError::Integrity(format!(
+                "{e}; refusing to start on a tampered store (restore a backup)"
+            )),
+        })?;
+    tracing::info!("store: PostgreSQL {}", store.target());
+    Ok((Arc::new(store), key))
+}
+
+#[cfg(not(feature = "postgres"))]
+fn open_postgres(
+    _data_dir: &Path,
+    _key_src: Option<&MasterKeySource>,
+    _opts: &crate::store::PostgresOptions,
+) -> Result<(Arc<dyn SessionStore>, Arc<MasterKey>), CasError> {
+    Err(CasError::Config(
+        "this build has no PostgreSQL store (cargo feature `postgres` of sigil-cas)".into(),
+    ))
+}
+
 impl Server {
     /// Starts a CAS: opens (or creates) the data directory, loads or makes
     /// its identity, binds, writes `cas.json`, and serves until
@@ -316,11 +379,15 @@ impl Server {
         tracing::info!("attestation: {}", vcfg.describe());
         let dd = config.data_dir.clone();
         let ks = config.master_key.clone();
-        let (store, key) =
-            tokio::task::spawn_blocking(move || open_data_dir(&dd, ks.as_ref(), true))
-                .await
-                .map_err(|e| CasError::Internal(e.to_string()))??;
-        let identity = load_identity(store.as_ref(), &key)?;
+        let sc = config.store.clone();
+        // Store calls block (fsync, or a database round trip): off the async threads.
+        let (store, key, identity) = tokio::task::spawn_blocking(move || {
+            let (store, key) = open_store(&dd, ks.as_ref(), &sc)?;
+            let identity = load_identity(store.as_ref(), &key)?;
+            Ok::<_, CasError>((store, key, identity))
+        })
+        .await
+        .map_err(|e| CasError::Internal(e.to_string()))??;
         let fingerprint = identity.fingerprint();
         std::fs::write(config.data_dir.join(CERT_FILE), identity.cert_pem())
             .map_err(|e| CasError::Config(format!("cannot write {CERT_FILE}: {e}")))?;
@@ -650,7 +717,7 @@ async fn blocking(f: impl FnOnce() -> HttpResponse + Send + 'static) -> HttpResp
 /// `{"ok":false,"error":"…"}`. Access = file permissions of the socket (0600).
 async fn admin_loop(
     listener: tokio::net::UnixListener,
-    store: Arc<RedbStore>,
+    store: Arc<dyn SessionStore>,
     mut stop: watch::Receiver<bool>,
 ) {
     loop {
@@ -676,7 +743,7 @@ async fn admin_loop(
     }
 }
 
-async fn admin_request(line: &str, store: Arc<RedbStore>) -> serde_json::Value {
+async fn admin_request(line: &str, store: Arc<dyn SessionStore>) -> serde_json::Value {
     #[derive(serde::Deserialize)]
     struct Req {
         op: String,
