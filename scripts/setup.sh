@@ -6,7 +6,8 @@ SUDO=""
 if [ "$(id -u)" != 0 ]; then SUDO="sudo"; fi
 
 # docker-registry + apache2-utils (htpasswd): the real registry the sigil-registry tests run on loopback.
-PKGS=(podman runc skopeo age zstd openssl pkg-config jq python3-pip docker-registry apache2-utils)
+# postgresql: the private clusters the sigil-cas PostgreSQL store tests start (initdb, pg_ctl).
+PKGS=(podman runc skopeo age zstd openssl pkg-config jq python3-pip docker-registry apache2-utils postgresql)
 missing=()
 for p in "${PKGS[@]}"; do
   dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")
