@@ -110,18 +110,17 @@ impl<W: Write> Enc<W> {
     }
 }
 
-/// The layer tar being written (see [`ImageWriter::add_layer`]).
-pub type LayerTar = tar::Builder<ChunkSender>;
+/// The layer tar being written (see [`ImageWriter::add_layer`]): what is
+/// written is hashed on this thread (the diff_id, SHA-256 of the
+/// uncompressed tar) and handed on in chunks.
+pub type LayerTar = tar::Builder<HashWriter<ChunkSender>>;
 
 /// A writer that hands what is written, in 1 MiB chunks, to the thread that
-/// hashes, compresses and stores the layer; building the tar (reading file
+/// compresses, hashes and stores the layer; building the tar (reading file
 /// contents) runs on the caller's core meanwhile.
 pub struct ChunkSender {
     tx: Option<mpsc::SyncSender<Vec<u8>>>,
     buf: Vec<u8>,
-    /// The diff_id (SHA-256 of the uncompressed tar), on this thread.
-    diff: ring::digest::Context,
-    len: u64,
 }
 
 const CHUNK: usize = 1 << 20;
@@ -132,8 +131,6 @@ impl ChunkSender {
             return Ok(());
         }
         let chunk = std::mem::replace(&mut self.buf, Vec::with_capacity(CHUNK));
-        self.diff.update(&chunk);
-        self.len += chunk.len() as u64;
         match &self.tx {
             Some(tx) => tx
                 .send(chunk)
@@ -178,19 +175,26 @@ fn blob_header(path: &str, size: u64) -> tar::Header {
     h
 }
 
+/// The directory an output file `dest` goes into (`.` for a bare name),
+/// which must exist.
+pub fn output_dir(dest: &Path) -> Result<PathBuf> {
+    let dir = match dest.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    if !dir.is_dir() {
+        return Err(Error::Usage(format!(
+            "output directory {} does not exist",
+            dir.display()
+        )));
+    }
+    Ok(dir)
+}
+
 impl ImageWriter {
     /// Starts writing an archive that will appear at `dest` on [`ImageWriter::finish`].
     pub fn create(dest: &Path, format: Format) -> Result<ImageWriter> {
-        let dir = match dest.parent() {
-            Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
-            _ => PathBuf::from("."),
-        };
-        if !dir.is_dir() {
-            return Err(Error::Usage(format!(
-                "output directory {} does not exist",
-                dir.display()
-            )));
-        }
+        let dir = output_dir(dest)?;
         let tmp = tempfile::Builder::new()
             .prefix(".sigil-image-")
             .suffix(".partial")
@@ -304,19 +308,17 @@ impl ImageWriter {
                 let (_, digest, size) = enc.finish()?.finish();
                 Ok((Some(digest), size))
             });
-            let mut tarb = tar::Builder::new(ChunkSender {
+            let mut tarb = tar::Builder::new(HashWriter::new(ChunkSender {
                 tx: Some(tx),
                 buf: Vec::with_capacity(CHUNK),
-                diff: ring::digest::Context::new(&ring::digest::SHA256),
-                len: 0,
-            });
+            }));
             tarb.mode(tar::HeaderMode::Complete);
             tarb.follow_symlinks(false);
             let filled = fill(&mut tarb).and_then(|()| {
-                let mut cs = tarb.into_inner().at(&p)?;
+                let (mut cs, diff_id, len) = tarb.into_inner().at(&p)?.finish();
                 cs.send().at(&p)?;
                 cs.tx = None;
-                Ok((Digest::from_sha256(cs.diff.finish().as_ref()), cs.len))
+                Ok((diff_id, len))
             });
             // On failure the sender is dropped here (with the builder), so
             // the writer thread ends.
@@ -347,13 +349,7 @@ impl ImageWriter {
         f.write_all(h.as_bytes()).at(&p)?;
         f.seek(SeekFrom::Start(end)).at(&p)?;
         let layer = WrittenLayer {
-            desc: Descriptor {
-                media_type: compression.kind.media_type().to_string(),
-                digest: digest.to_string(),
-                size,
-                annotations: BTreeMap::new(),
-                platform: None,
-            },
+            desc: Descriptor::new(compression.kind.media_type(), &digest, size),
             diff_id,
         };
         self.layers.push(layer.clone());
@@ -394,27 +390,15 @@ impl ImageWriter {
                 let manifest = Manifest {
                     schema_version: 2,
                     media_type: Some(spec::MT_MANIFEST.to_string()),
-                    config: Descriptor {
-                        media_type: spec::MT_CONFIG.to_string(),
-                        digest: cfg_digest.to_string(),
-                        size: cfg_bytes.len() as u64,
-                        annotations: BTreeMap::new(),
-                        platform: None,
-                    },
+                    config: Descriptor::new(spec::MT_CONFIG, &cfg_digest, cfg_bytes.len() as u64),
                     layers: self.layers.iter().map(|l| l.desc.clone()).collect(),
                     annotations: BTreeMap::new(),
                 };
                 let mb = serde_json::to_vec(&manifest).map_err(|e| Error::image(e.to_string()))?;
                 let md = self.add_blob(&mb)?;
-                let mut ann = BTreeMap::new();
-                ann.insert(spec::ANN_REF_NAME.to_string(), ref_name.to_string());
-                let desc = Descriptor {
-                    media_type: spec::MT_MANIFEST.to_string(),
-                    digest: md.to_string(),
-                    size: mb.len() as u64,
-                    annotations: ann,
-                    platform: None,
-                };
+                let mut desc = Descriptor::new(spec::MT_MANIFEST, &md, mb.len() as u64);
+                desc.annotations
+                    .insert(spec::ANN_REF_NAME.to_string(), ref_name.to_string());
                 let index = Index {
                     schema_version: 2,
                     media_type: Some(spec::MT_INDEX.to_string()),
@@ -437,13 +421,7 @@ impl ImageWriter {
                 let mb =
                     serde_json::to_vec(&vec![entry]).map_err(|e| Error::image(e.to_string()))?;
                 self.add_small("manifest.json", &mb)?;
-                Descriptor {
-                    media_type: spec::MT_CONFIG.to_string(),
-                    digest: cfg_digest.to_string(),
-                    size: cfg_bytes.len() as u64,
-                    annotations: BTreeMap::new(),
-                    platform: None,
-                }
+                Descriptor::new(spec::MT_CONFIG, &cfg_digest, cfg_bytes.len() as u64)
             }
         };
         let p = self.tmp_path();
@@ -657,10 +635,15 @@ pub fn append_host_tree<W: Write>(
         }
         Ok(())
     }
-    let mut h = node_header(&Node::dir(0o755), tar::EntryType::Directory, 0);
-    tarb.append_data(&mut h, format!("{prefix}/"), io::empty())
-        .map_err(|e| Error::image(format!("writing {prefix}: {e}")))?;
+    append_dir(tarb, prefix, 0o755)?;
     walk(tarb, host_dir, prefix)
+}
+
+/// Appends a directory owned by root with `mode`.
+pub fn append_dir<W: Write>(tarb: &mut tar::Builder<W>, path: &str, mode: u32) -> Result<()> {
+    let mut h = node_header(&Node::dir(mode), tar::EntryType::Directory, 0);
+    tarb.append_data(&mut h, format!("{path}/"), io::empty())
+        .map_err(|e| Error::image(format!("writing /{path}: {e}")))
 }
 
 /// Appends one in-memory regular file to a layer.

@@ -438,15 +438,6 @@ impl<W: io::Write> LayerState<'_, W> {
 /// The dynamic loader and shared libraries a host ELF file needs, as
 /// (host file, path in the image) pairs, found like `ld.so` does on the host.
 pub fn host_elf_closure(src: &Path) -> Result<Vec<(PathBuf, String)>> {
-    const DIRS: &[&str] = &[
-        "/lib/x86_64-linux-gnu",
-        "/usr/lib/x86_64-linux-gnu",
-        "/lib64",
-        "/usr/lib64",
-        "/lib",
-        "/usr/lib",
-        "/usr/local/lib",
-    ];
     let parse = |p: &Path| -> Result<elf::ElfInfo> {
         let data = fs::read(p).at(p)?;
         elf::parse(&data).map_err(|e| Error::Usage(format!("{}: {e}", p.display())))
@@ -464,13 +455,11 @@ pub fn host_elf_closure(src: &Path) -> Result<Vec<(PathBuf, String)>> {
             if !seen.insert(name.clone()) {
                 continue;
             }
-            let mut dirs: Vec<PathBuf> = info
-                .runpath
+            let found = info
+                .search_dirs(&origin.to_string_lossy())
                 .iter()
-                .map(|d| PathBuf::from(d.replace("$ORIGIN", &origin.to_string_lossy())))
-                .collect();
-            dirs.extend(DIRS.iter().map(PathBuf::from));
-            let found = dirs.iter().map(|d| d.join(name)).find(|p| p.is_file());
+                .map(|d| Path::new(d).join(name))
+                .find(|p| p.is_file());
             let Some(lib) = found else {
                 return Err(Error::Usage(format!(
                     "{}: shared library {name} not found on this host",

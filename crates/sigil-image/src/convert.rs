@@ -200,10 +200,33 @@ fn user_path(flag: &str, p: &str) -> Result<String> {
     }
 }
 
+/// The first word of the image's ENTRYPOINT+CMD.
+fn entry_program(run: &RunConfig) -> Option<&String> {
+    run.entrypoint.iter().chain(run.cmd.iter()).next()
+}
+
+/// Where the image would look for `program`: itself if absolute, else in
+/// each absolute directory of the image's `PATH` (docker's default `PATH`
+/// when the image sets none), in order.
+fn program_candidates(run: &RunConfig, program: &str) -> Vec<String> {
+    if program.starts_with('/') {
+        return vec![program.to_string()];
+    }
+    let path_var = run
+        .env
+        .iter()
+        .find_map(|e| e.strip_prefix("PATH="))
+        .unwrap_or("/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin");
+    path_var
+        .split(':')
+        .filter(|d| d.starts_with('/'))
+        .map(|d| format!("{d}/{program}"))
+        .collect()
+}
+
 /// Finds the program from ENTRYPOINT+CMD when `--binary` is not given.
 fn default_binary(root: &Rootfs, run: &RunConfig) -> Result<String> {
-    let argv: Vec<&String> = run.entrypoint.iter().chain(run.cmd.iter()).collect();
-    let Some(first) = argv.first() else {
+    let Some(first) = entry_program(run) else {
         return Err(Error::Usage(
             "the image has no ENTRYPOINT or CMD; give the program with --binary".into(),
         ));
@@ -211,13 +234,7 @@ fn default_binary(root: &Rootfs, run: &RunConfig) -> Result<String> {
     if first.starts_with('/') {
         return Ok(first.to_string());
     }
-    let path_var = run
-        .env
-        .iter()
-        .find_map(|e| e.strip_prefix("PATH="))
-        .unwrap_or("/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin");
-    for dir in path_var.split(':').filter(|d| d.starts_with('/')) {
-        let cand = format!("{dir}/{first}");
+    for cand in program_candidates(run, first) {
         if let Ok(r) = resolve::resolve(root, &cand) {
             if matches!(
                 root.get(&r).map(|n| &n.kind),
@@ -267,16 +284,7 @@ pub fn convert_in(
         .collect::<Result<_>>()?;
 
     let src = SourceImage::open(&opts.from, opts.from_ref.as_deref(), &opts.limits)?;
-    let out_dir = match opts.to.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
-        _ => PathBuf::from("."),
-    };
-    if !out_dir.is_dir() {
-        return Err(Error::Usage(format!(
-            "output directory {} does not exist",
-            out_dir.display()
-        )));
-    }
+    let out_dir = archive::output_dir(&opts.to)?;
     let work_parent = work_dir
         .map(Path::to_path_buf)
         .unwrap_or_else(|| out_dir.clone());
@@ -401,9 +409,24 @@ pub fn convert_in(
     let init_toml = init
         .to_toml()
         .map_err(|e| Error::Usage(format!("init.toml: {e}")))?;
-    let bin_bytes = root.read(&binary.real, sigil_init::measurement::MAX_MEASURED_FILE)?;
-    let measurement =
-        sigil_init::measurement::from_bytes(&launcher, init_toml.as_bytes(), &bin_bytes);
+    // The binary was hashed when `resolve::binary` read it; the launcher
+    // refuses to measure a binary over MAX_MEASURED_FILE, so refuse it here.
+    let max = sigil_init::measurement::MAX_MEASURED_FILE;
+    if root
+        .get(&binary.real)
+        .and_then(|n| n.content)
+        .is_some_and(|c| c.size > max)
+    {
+        return Err(Error::Limit(format!(
+            "/{} is larger than {max} bytes",
+            binary.real
+        )));
+    }
+    let measurement = sigil_init::measurement::from_digests(
+        &sigil_init::measurement::sha256(&launcher),
+        &sigil_init::measurement::sha256(init_toml.as_bytes()),
+        &binary.sha256,
+    );
 
     // The converted config: everything kept but the entrypoint and history.
     let mut config = src.config.clone();
@@ -455,23 +478,11 @@ pub fn convert_in(
     };
     progress.stage("volume", 0);
     w.add_layer(LayerCompression::NONE, |t| {
-        let mut h = tar::Header::new_gnu();
-        h.set_entry_type(tar::EntryType::Directory);
-        h.set_mode(0o755);
-        h.set_size(0);
-        h.set_mtime(0);
-        t.append_data(&mut h, "sigil/", io::empty())
-            .map_err(|e| Error::image(format!("writing /sigil: {e}")))?;
+        archive::append_dir(t, "sigil", 0o755)?;
         archive::append_bytes(t, "sigil/sigil-init", &launcher, 0o755)?;
         archive::append_bytes(t, "sigil/init.toml", init_toml.as_bytes(), 0o644)?;
         if let Some((v, dir)) = &volume {
-            let mut h = tar::Header::new_gnu();
-            h.set_entry_type(tar::EntryType::Directory);
-            h.set_mode(0o755);
-            h.set_size(0);
-            h.set_mtime(0);
-            t.append_data(&mut h, "sigil/volumes/", io::empty())
-                .map_err(|e| Error::image(format!("writing /sigil/volumes: {e}")))?;
+            archive::append_dir(t, "sigil/volumes", 0o755)?;
             archive::append_host_tree(t, dir, &format!("sigil/volumes/{}", v.name))?;
         }
         Ok(())
@@ -525,32 +536,15 @@ fn base(p: &str) -> &str {
 
 impl Streamer {
     fn new(who: &Who<'_>, limits: &Limits) -> Streamer {
-        let mut elf_paths = HashSet::new();
-        let first = match &who.opts.binary {
-            Some(b) => Some(b.clone()),
-            None => who
-                .run
-                .entrypoint
-                .iter()
-                .chain(who.run.cmd.iter())
-                .next()
-                .cloned(),
-        };
-        if let Some(f) = first {
-            if f.starts_with('/') {
-                elf_paths.extend(normalize(&f));
-            } else {
-                let path_var = who
-                    .run
-                    .env
-                    .iter()
-                    .find_map(|e| e.strip_prefix("PATH="))
-                    .unwrap_or("/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin");
-                for d in path_var.split(':') {
-                    elf_paths.extend(normalize(&format!("{d}/{f}")));
-                }
-            }
-        }
+        // The same candidates `default_binary` tries (a relative --binary
+        // is refused later; guessing with it costs nothing).
+        let first = who.opts.binary.as_ref().or(entry_program(who.run));
+        let elf_paths: HashSet<String> = first
+            .map(|f| program_candidates(who.run, f))
+            .unwrap_or_default()
+            .iter()
+            .filter_map(|c| normalize(c))
+            .collect();
         Streamer {
             user_roots: who
                 .encrypt

@@ -14,6 +14,32 @@ pub struct ElfInfo {
     pub runpath: Vec<String>,
 }
 
+/// Library directories searched after `DT_RUNPATH`, like the default
+/// `ld.so` configuration on Debian/Ubuntu/Fedora.
+pub const LIB_DIRS: &[&str] = &[
+    "/lib/x86_64-linux-gnu",
+    "/usr/lib/x86_64-linux-gnu",
+    "/lib64",
+    "/usr/lib64",
+    "/lib",
+    "/usr/lib",
+    "/usr/local/lib",
+];
+
+impl ElfInfo {
+    /// The directories the dynamic loader searches for this object's
+    /// `DT_NEEDED` libraries, in order: its `DT_RUNPATH` with `$ORIGIN` and
+    /// `${ORIGIN}` replaced by `origin` (the object's absolute directory),
+    /// then [`LIB_DIRS`]. Used for the image (`resolve`) and the host (`build`).
+    pub fn search_dirs(&self, origin: &str) -> Vec<String> {
+        self.runpath
+            .iter()
+            .map(|d| d.replace("${ORIGIN}", origin).replace("$ORIGIN", origin))
+            .chain(LIB_DIRS.iter().map(|d| d.to_string()))
+            .collect()
+    }
+}
+
 /// Why a file is not a usable ELF file.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ElfError {

@@ -65,6 +65,20 @@ impl Error {
     }
 }
 
+/// Errors of the shared OCI layout reading keep their meaning: malformed
+/// content and digest mismatches are image errors, limits stay limits.
+impl From<sigil_oci::Error> for Error {
+    fn from(e: sigil_oci::Error) -> Self {
+        match e {
+            sigil_oci::Error::Limit(m) => Error::Limit(m),
+            sigil_oci::Error::Io { path, source } => Error::Io { path, source },
+            e @ (sigil_oci::Error::Malformed(_) | sigil_oci::Error::DigestMismatch { .. }) => {
+                Error::Image(e.to_string())
+            }
+        }
+    }
+}
+
 /// Adds a host path to an `io::Result`.
 pub(crate) trait IoContext<T> {
     fn at(self, path: impl Into<PathBuf>) -> Result<T>;

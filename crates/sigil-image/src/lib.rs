@@ -11,12 +11,17 @@
 //! - [`archive`]: write the converted image as an OCI archive or docker-archive.
 //! - [`build`]: build test/demo images from host files and in-memory files.
 //!
+//! The OCI documents, media types, digests and the reading of OCI layouts
+//! and tar archives are `sigil-oci`'s, shared with `sigil-registry`
+//! ([`spec`] and [`digest`] re-export them).
+//!
 //! The layout of a converted image is specified in `docs/image-format.md`.
 
 pub mod archive;
 pub mod build;
 pub mod convert;
-pub mod digest;
+/// `sha256:<hex>` digests and hashing readers/writers (from `sigil-oci`).
+pub use sigil_oci::digest;
 pub mod elf;
 pub mod resolve;
 pub mod session;

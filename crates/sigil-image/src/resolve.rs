@@ -103,19 +103,10 @@ pub struct Binary {
     /// The real paths of its dynamic loader and every shared library it
     /// needs (transitively), sorted.
     pub libs: Vec<String>,
+    /// SHA-256 of its content, hashed from the bytes read for the checks
+    /// above (the measurement uses it; the file is not read again).
+    pub sha256: [u8; 32],
 }
-
-/// Library directories searched after `DT_RUNPATH`, like the default
-/// `ld.so` configuration on Debian/Ubuntu/Fedora.
-const LIB_DIRS: &[&str] = &[
-    "lib/x86_64-linux-gnu",
-    "usr/lib/x86_64-linux-gnu",
-    "lib64",
-    "usr/lib64",
-    "lib",
-    "usr/lib",
-    "usr/local/lib",
-];
 
 fn read_file(root: &Rootfs, real: &str, max: u64) -> Result<Vec<u8>> {
     root.read(real, max)
@@ -155,6 +146,7 @@ pub fn binary(root: &Rootfs, given: &str, max_bytes: u64) -> Result<Binary> {
         given: norm,
         real,
         libs,
+        sha256: sigil_init::measurement::sha256(&data),
     })
 }
 
@@ -183,15 +175,7 @@ pub fn libraries(
             if !seen_names.insert(name.clone()) {
                 continue;
             }
-            let mut dirs: Vec<String> = info
-                .runpath
-                .iter()
-                .map(|d| {
-                    d.replace("$ORIGIN", &format!("/{origin}"))
-                        .replace("${ORIGIN}", &format!("/{origin}"))
-                })
-                .collect();
-            dirs.extend(LIB_DIRS.iter().map(|d| d.to_string()));
+            let dirs = info.search_dirs(&format!("/{origin}"));
             let found = if name.contains('/') {
                 resolve(root, name).ok()
             } else {

@@ -4,15 +4,15 @@
 //! or archive member names (never host paths), and layer blobs are verified
 //! against their digest while they are streamed.
 
-use std::collections::HashMap;
-use std::fs::File;
-use std::io::{self, Read, Seek, SeekFrom};
-use std::path::{Path, PathBuf};
+use std::io::{self, Read};
+use std::path::Path;
+
+use sigil_oci::layout::{normalize_member, Layout};
+use sigil_oci::spec::is_index_media_type;
 
 use crate::digest::{Digest, HashReader};
-use crate::error::IoContext;
 use crate::spec::{
-    self, parse_json, Compression, Descriptor, DockerManifestEntry, Index, Manifest, RunConfig,
+    parse_json, Compression, Descriptor, DockerManifestEntry, Index, Manifest, Platform, RunConfig,
 };
 use crate::{Error, Limits, Result};
 
@@ -27,17 +27,6 @@ pub enum SourceKind {
     DockerArchive,
 }
 
-/// Where blobs are read from.
-#[derive(Debug)]
-enum Store {
-    Dir(PathBuf),
-    /// A tar file and the offset/size of each regular member.
-    Tar {
-        path: PathBuf,
-        members: HashMap<String, (u64, u64)>,
-    },
-}
-
 /// One layer of the input image.
 #[derive(Debug, Clone)]
 pub struct SourceLayer {
@@ -49,6 +38,8 @@ pub struct SourceLayer {
     pub compression: Option<Compression>,
     /// Expected digest of the compressed blob, if the format gives one.
     pub digest: Option<Digest>,
+    /// Size of the compressed blob, if the format gives one.
+    pub size: Option<u64>,
     /// Expected digest of the uncompressed tar (config `rootfs.diff_ids`).
     pub diff_id: Option<Digest>,
 }
@@ -64,7 +55,7 @@ enum BlobRef {
 pub struct SourceImage {
     /// What the input was.
     pub kind: SourceKind,
-    store: Store,
+    store: Layout,
     /// The image config document, kept whole.
     pub config: serde_json::Value,
     /// Parsed run configuration (entrypoint, env, ...).
@@ -76,45 +67,26 @@ pub struct SourceImage {
     limits: Limits,
 }
 
-fn normalize_member(name: &str) -> String {
-    let mut n = name;
-    while let Some(rest) = n.strip_prefix("./") {
-        n = rest;
-    }
-    n.trim_start_matches('/').to_string()
-}
-
 impl SourceImage {
     /// Opens `path`, detecting an OCI layout directory, an OCI archive or a
     /// docker-archive. `reference` picks an image when the input holds several
     /// (matched against `org.opencontainers.image.ref.name` or `RepoTags`).
     pub fn open(path: &Path, reference: Option<&str>, limits: &Limits) -> Result<SourceImage> {
-        let meta = std::fs::metadata(path).at(path)?;
-        let store = if meta.is_dir() {
-            if !path.join("index.json").is_file() {
-                return Err(Error::image(format!(
-                    "{}: a directory but not an OCI image layout (no index.json)",
-                    path.display()
-                )));
-            }
-            Store::Dir(path.to_path_buf())
-        } else {
-            Store::Tar {
-                path: path.to_path_buf(),
-                members: index_tar(path, limits)?,
-            }
-        };
-        let has = |name: &str| match &store {
-            Store::Dir(d) => d.join(name).is_file(),
-            Store::Tar { members, .. } => members.contains_key(name),
-        };
-        let kind = if has("index.json") {
-            if matches!(store, Store::Dir(_)) {
+        let store = Layout::open(path, limits.max_entries)?;
+        let is_dir = matches!(store, Layout::Dir(_));
+        if is_dir && !store.has("index.json") {
+            return Err(Error::image(format!(
+                "{}: a directory but not an OCI image layout (no index.json)",
+                path.display()
+            )));
+        }
+        let kind = if store.has("index.json") {
+            if is_dir {
                 SourceKind::OciDir
             } else {
                 SourceKind::OciArchive
             }
-        } else if has("manifest.json") {
+        } else if store.has("manifest.json") {
             SourceKind::DockerArchive
         } else {
             return Err(Error::image(format!(
@@ -147,66 +119,24 @@ impl SourceImage {
     }
 
     fn read_small(&self, member: &str) -> Result<Vec<u8>> {
-        let mut r = self.open_member(member)?;
-        let mut buf = Vec::new();
-        (&mut r)
-            .take(self.limits.max_json_bytes + 1)
-            .read_to_end(&mut buf)
-            .map_err(|e| Error::image(format!("{member}: {e}")))?;
-        if buf.len() as u64 > self.limits.max_json_bytes {
-            return Err(Error::Limit(format!(
-                "{member} is larger than {} bytes",
-                self.limits.max_json_bytes
-            )));
-        }
-        Ok(buf)
+        Ok(self.store.read_small(member, self.limits.max_json_bytes)?)
     }
 
-    fn open_member(&self, member: &str) -> Result<Box<dyn Read + Send>> {
-        match &self.store {
-            Store::Dir(d) => {
-                let p = d.join(member);
-                // Blob names are validated digests or fixed names; refuse
-                // symlinks so a layout cannot point us at host files.
-                let m = std::fs::symlink_metadata(&p)
-                    .map_err(|_| Error::image(format!("missing {member}")))?;
-                if !m.is_file() {
-                    return Err(Error::image(format!("{member} is not a regular file")));
-                }
-                Ok(Box::new(File::open(&p).at(&p)?))
-            }
-            Store::Tar { path, members } => {
-                let (off, size) = *members
-                    .get(member)
-                    .ok_or_else(|| Error::image(format!("missing {member}")))?;
-                let mut f = File::open(path).at(path)?;
-                f.seek(SeekFrom::Start(off)).at(path)?;
-                Ok(Box::new(f.take(size)))
-            }
-        }
-    }
-
-    fn read_blob(&self, d: &Digest, what: &str) -> Result<Vec<u8>> {
-        let bytes = self.read_small(&format!("blobs/sha256/{}", d.hex()))?;
-        if &Digest::of(&bytes) != d {
-            return Err(Error::image(format!("{what} {d}: digest mismatch")));
-        }
-        Ok(bytes)
+    fn read_blob(&self, d: &Descriptor, what: &str) -> Result<Vec<u8>> {
+        Ok(self.store.read_blob(d, self.limits.max_json_bytes, what)?)
     }
 
     fn load_oci(&mut self, reference: Option<&str>) -> Result<()> {
         let index: Index = parse_json("index.json", &self.read_small("index.json")?)?;
         let desc = pick_manifest(&index.manifests, reference)?;
-        self.name = desc.annotations.get(spec::ANN_REF_NAME).cloned();
+        self.name = desc.ref_name().map(str::to_string);
         let mut desc = desc.clone();
         // Follow one level of nested index / manifest list to the linux/amd64 image.
-        if desc.media_type == spec::MT_INDEX || desc.media_type == spec::MT_DOCKER_LIST {
-            let d = desc.digest()?;
-            let inner: Index = parse_json("nested index", &self.read_blob(&d, "index")?)?;
+        if is_index_media_type(&desc.media_type) {
+            let inner: Index = parse_json("nested index", &self.read_blob(&desc, "index")?)?;
             desc = pick_manifest(&inner.manifests, None)?.clone();
         }
-        let md = desc.digest()?;
-        let manifest: Manifest = parse_json("manifest", &self.read_blob(&md, "manifest")?)?;
+        let manifest: Manifest = parse_json("manifest", &self.read_blob(&desc, "manifest")?)?;
         if manifest.layers.len() > self.limits.max_layers {
             return Err(Error::Limit(format!(
                 "{} layers (at most {})",
@@ -214,8 +144,7 @@ impl SourceImage {
                 self.limits.max_layers
             )));
         }
-        let cd = manifest.config.digest()?;
-        let cfg_bytes = self.read_blob(&cd, "config")?;
+        let cfg_bytes = self.read_blob(&manifest.config, "config")?;
         self.config = parse_json("image config", &cfg_bytes)?;
         let diff_ids = diff_ids(&self.config)?;
         for (i, l) in manifest.layers.iter().enumerate() {
@@ -232,6 +161,7 @@ impl SourceImage {
                 blob: BlobRef::Digest(d.clone()),
                 compression,
                 digest: Some(d),
+                size: Some(l.size),
                 diff_id: diff_ids.get(i).cloned(),
             });
         }
@@ -279,6 +209,7 @@ impl SourceImage {
                 blob: BlobRef::Member(member),
                 compression: None,
                 digest: None,
+                size: None,
                 diff_id: Some(diff_ids[i].clone()),
             });
         }
@@ -306,10 +237,17 @@ impl SourceImage {
             .get(i)
             .ok_or_else(|| Error::image(format!("no layer {i}")))?;
         let member = match &l.blob {
-            BlobRef::Digest(d) => format!("blobs/sha256/{}", d.hex()),
+            BlobRef::Digest(d) => d.blob_path(),
             BlobRef::Member(m) => m.clone(),
         };
-        let raw = self.open_member(&member)?;
+        let (raw, stored) = self.store.open_member(&member)?;
+        // The blob must be exactly the size its descriptor says (OCI).
+        if let Some(size) = l.size.filter(|s| *s != stored) {
+            return Err(Error::image(format!(
+                "layer {}: {stored} bytes but the descriptor says {size}",
+                l.name
+            )));
+        }
         let mut raw = io::BufReader::with_capacity(1 << 20, raw);
         let comp = match l.compression {
             Some(c) => c,
@@ -423,11 +361,7 @@ fn pick_manifest<'a>(list: &'a [Descriptor], reference: Option<&str>) -> Result<
     if let Some(r) = reference {
         return list
             .iter()
-            .find(|d| {
-                d.annotations
-                    .get(spec::ANN_REF_NAME)
-                    .is_some_and(|n| n == r || n.ends_with(&format!(":{r}")))
-            })
+            .find(|d| d.has_ref_name(r))
             .ok_or_else(|| Error::image(format!("no image named {r:?} in index.json")));
     }
     match list {
@@ -438,46 +372,10 @@ fn pick_manifest<'a>(list: &'a [Descriptor], reference: Option<&str>) -> Result<
             .find(|d| {
                 d.platform
                     .as_ref()
-                    .is_some_and(|p| p.os == "linux" && p.architecture == "amd64")
+                    .is_some_and(|p| p.satisfies(&Platform::default()))
             })
             .ok_or_else(|| {
                 Error::image("index.json lists several images; name one with --from PATH:NAME")
             }),
     }
-}
-
-/// Lists the regular members of a tar archive with their data offsets.
-fn index_tar(path: &Path, limits: &Limits) -> Result<HashMap<String, (u64, u64)>> {
-    let f = File::open(path).map_err(|e| match e.kind() {
-        io::ErrorKind::NotFound => Error::image(format!("{}: no such file", path.display())),
-        _ => Error::io(path, e),
-    })?;
-    let mut ar = tar::Archive::new(io::BufReader::new(f));
-    let mut members = HashMap::new();
-    let bad = |e: io::Error| {
-        Error::image(format!(
-            "{}: not a readable tar archive: {e}",
-            path.display()
-        ))
-    };
-    for (n, entry) in ar.entries().map_err(bad)?.enumerate() {
-        if n as u64 >= limits.max_entries {
-            return Err(Error::Limit(format!(
-                "{}: more than {} archive members",
-                path.display(),
-                limits.max_entries
-            )));
-        }
-        let entry = entry.map_err(bad)?;
-        if entry.header().entry_type() != tar::EntryType::Regular {
-            continue;
-        }
-        let name = entry.path_bytes();
-        let name = String::from_utf8_lossy(&name).to_string();
-        members.insert(
-            normalize_member(&name),
-            (entry.raw_file_position(), entry.size()),
-        );
-    }
-    Ok(members)
 }

@@ -1,102 +1,19 @@
 //! The OCI image-spec and docker-archive JSON documents this crate reads and
-//! writes. Unknown fields are ignored on input; the image config is kept as a
-//! JSON value so that everything we don't change (labels, exposed ports, user,
-//! history, ...) survives the conversion untouched.
+//! writes (the OCI ones are `sigil-oci`'s, re-exported here). Unknown fields
+//! are ignored on input; the image config is kept as a JSON value so that
+//! everything we don't change (labels, exposed ports, user, history, ...)
+//! survives the conversion untouched.
 
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
-use crate::digest::Digest;
 use crate::{Error, Result};
 
-/// OCI image index media type.
-pub const MT_INDEX: &str = "application/vnd.oci.image.index.v1+json";
-/// OCI image manifest media type.
-pub const MT_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
-/// OCI image config media type.
-pub const MT_CONFIG: &str = "application/vnd.oci.image.config.v1+json";
-/// Uncompressed OCI layer.
-pub const MT_LAYER_TAR: &str = "application/vnd.oci.image.layer.v1.tar";
-/// Gzip OCI layer.
-pub const MT_LAYER_GZIP: &str = "application/vnd.oci.image.layer.v1.tar+gzip";
-/// Zstd OCI layer.
-pub const MT_LAYER_ZSTD: &str = "application/vnd.oci.image.layer.v1.tar+zstd";
-/// Docker schema 2 manifest (accepted on input inside OCI layouts).
-pub const MT_DOCKER_MANIFEST: &str = "application/vnd.docker.distribution.manifest.v2+json";
-/// Docker manifest list (accepted like an index).
-pub const MT_DOCKER_LIST: &str = "application/vnd.docker.distribution.manifest.list.v2+json";
-/// Docker gzip layer.
-pub const MT_DOCKER_LAYER_GZIP: &str = "application/vnd.docker.image.rootfs.diff.tar.gzip";
-/// Docker uncompressed layer.
-pub const MT_DOCKER_LAYER_TAR: &str = "application/vnd.docker.image.rootfs.diff.tar";
-/// The annotation that names an image in an index.
-pub const ANN_REF_NAME: &str = "org.opencontainers.image.ref.name";
-
-/// A content descriptor.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
-pub struct Descriptor {
-    /// Media type of the referenced blob.
-    #[serde(rename = "mediaType", default)]
-    pub media_type: String,
-    /// `sha256:<hex>`.
-    pub digest: String,
-    /// Size of the blob in bytes.
-    pub size: u64,
-    /// Annotations.
-    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
-    pub annotations: BTreeMap<String, String>,
-    /// Platform (in an index).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub platform: Option<Platform>,
-}
-
-impl Descriptor {
-    /// The validated digest; a malformed one is an image error.
-    pub fn digest(&self) -> Result<Digest> {
-        Digest::parse(&self.digest)
-            .ok_or_else(|| Error::image(format!("malformed digest {:?}", self.digest)))
-    }
-}
-
-/// Platform of a manifest in an index.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
-pub struct Platform {
-    /// CPU architecture (`amd64`).
-    pub architecture: String,
-    /// OS (`linux`).
-    pub os: String,
-}
-
-/// `index.json` of an OCI layout.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct Index {
-    /// Always 2.
-    #[serde(rename = "schemaVersion")]
-    pub schema_version: u32,
-    /// Media type (optional in the spec).
-    #[serde(rename = "mediaType", default, skip_serializing_if = "Option::is_none")]
-    pub media_type: Option<String>,
-    /// The manifests.
-    pub manifests: Vec<Descriptor>,
-}
-
-/// An image manifest.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct Manifest {
-    /// Always 2.
-    #[serde(rename = "schemaVersion")]
-    pub schema_version: u32,
-    /// Media type.
-    #[serde(rename = "mediaType", default, skip_serializing_if = "Option::is_none")]
-    pub media_type: Option<String>,
-    /// The config blob.
-    pub config: Descriptor,
-    /// The layers, bottom first.
-    pub layers: Vec<Descriptor>,
-    /// Annotations.
-    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
-    pub annotations: BTreeMap<String, String>,
-}
+pub use sigil_oci::spec::{
+    Descriptor, Index, Manifest, Platform, ANN_REF_NAME, MT_CONFIG, MT_DOCKER_LAYER_GZIP,
+    MT_DOCKER_LAYER_TAR, MT_DOCKER_LAYER_ZSTD, MT_DOCKER_LIST, MT_DOCKER_MANIFEST, MT_INDEX,
+    MT_LAYER_GZIP, MT_LAYER_TAR, MT_LAYER_ZSTD, MT_MANIFEST,
+};
 
 /// One entry of a docker-archive `manifest.json`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -129,9 +46,7 @@ impl Compression {
         match mt {
             MT_LAYER_TAR | MT_DOCKER_LAYER_TAR => Some(Compression::None),
             MT_LAYER_GZIP | MT_DOCKER_LAYER_GZIP => Some(Compression::Gzip),
-            MT_LAYER_ZSTD | "application/vnd.docker.image.rootfs.diff.tar.zstd" => {
-                Some(Compression::Zstd)
-            }
+            MT_LAYER_ZSTD | MT_DOCKER_LAYER_ZSTD => Some(Compression::Zstd),
             _ => None,
         }
     }

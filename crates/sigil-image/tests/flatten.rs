@@ -363,3 +363,80 @@ fn written_layer_keeps_input_order_and_hard_links() {
     assert!(pos("b/x") < pos("c/l2"));
     assert_eq!(seen.iter().filter(|s| s.0 == "a/target").count(), 1);
 }
+
+/// Rewrites `index.json` of an OCI layout directory through `f`.
+fn edit_index(dir: &Path, f: impl FnOnce(&mut serde_json::Value)) {
+    let p = dir.join("index.json");
+    let mut v: serde_json::Value = serde_json::from_slice(&std::fs::read(&p).unwrap()).unwrap();
+    f(&mut v);
+    std::fs::write(&p, serde_json::to_vec(&v).unwrap()).unwrap();
+}
+
+/// A blob must be exactly the size its descriptor gives (OCI image-spec:
+/// content of another length is not to be trusted). sigil-registry always
+/// checked this; sigil-image checked only the digest until the layout
+/// reading was shared (sigil-oci), so these were accepted before.
+#[test]
+fn blob_sizes_must_match_their_descriptors() {
+    let t = tempfile::tempdir().unwrap();
+    let dir = t.path().join("layout");
+    three_layers().write_oci_dir(&dir).unwrap();
+    assert!(SourceImage::open(&dir, None, &Limits::default()).is_ok());
+
+    // The manifest's size in index.json.
+    let bad = t.path().join("bad-manifest-size");
+    three_layers().write_oci_dir(&bad).unwrap();
+    edit_index(&bad, |v| {
+        let s = v["manifests"][0]["size"].as_u64().unwrap();
+        v["manifests"][0]["size"] = (s - 1).into();
+    });
+    let e = SourceImage::open(&bad, None, &Limits::default())
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("but the descriptor says"), "{e}");
+
+    // A layer's size in the manifest (the manifest rewritten, so its own
+    // digest and size are right).
+    let bad = t.path().join("bad-layer-size");
+    three_layers().write_oci_dir(&bad).unwrap();
+    let index: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(bad.join("index.json")).unwrap()).unwrap();
+    let old = index["manifests"][0]["digest"].as_str().unwrap();
+    let blobs = bad.join("blobs/sha256");
+    let mut m: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(blobs.join(&old[7..])).unwrap()).unwrap();
+    let s = m["layers"][0]["size"].as_u64().unwrap();
+    m["layers"][0]["size"] = (s + 1).into();
+    let mb = serde_json::to_vec(&m).unwrap();
+    let d = sigil_image::digest::Digest::of(&mb);
+    std::fs::write(blobs.join(d.hex()), &mb).unwrap();
+    edit_index(&bad, |v| {
+        v["manifests"][0]["digest"] = d.to_string().into();
+        v["manifests"][0]["size"] = mb.len().into();
+    });
+    let e = flatten(&bad, &Limits::default(), &t.path().join("s"))
+        .err()
+        .expect("layer of the wrong size accepted")
+        .to_string();
+    assert!(e.contains("but the descriptor says"), "{e}");
+}
+
+/// A hostile digest string is quoted briefly, on one line (sigil-image used
+/// to quote it whole).
+#[test]
+fn malformed_digest_error_is_short() {
+    let t = tempfile::tempdir().unwrap();
+    let dir = t.path().join("layout");
+    three_layers().write_oci_dir(&dir).unwrap();
+    edit_index(&dir, |v| {
+        v["manifests"][0]["digest"] = format!("md5:{}", "x".repeat(1 << 20)).into();
+    });
+    let e = SourceImage::open(&dir, None, &Limits::default())
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.len() < 300 && e.contains("only sha256"),
+        "{}",
+        &e[..300.min(e.len())]
+    );
+}

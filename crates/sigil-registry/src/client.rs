@@ -15,9 +15,12 @@ use oci_client::{Reference, RegistryOperation};
 use tokio::io::{AsyncReadExt, AsyncSeekExt, AsyncWriteExt};
 
 use crate::error::{chain, one_line, Error, IoContext, Result};
+use sigil_oci::digest::{Digest, Hasher};
+use sigil_oci::spec::is_index_media_type;
+
 use crate::layout::{
-    blob_rel, parse_manifest, pick_platform, sha256_hex, write_layout_meta, Descriptor, Parsed,
-    Source, ACCEPT, ANN_REF_NAME, MT_OCI_MANIFEST,
+    parse_manifest, pick_platform, write_layout_meta, Descriptor, Parsed, Source, ACCEPT,
+    ANN_REF_NAME, MT_OCI_MANIFEST,
 };
 use crate::{parse_reference, Auth, Options, Pulled, Pushed};
 
@@ -336,7 +339,7 @@ impl Conn {
         }
         let mut stream = sized.stream;
         let mut f = tokio::fs::File::create(path).await.at(path)?;
-        let mut ctx = ring::digest::Context::new(&ring::digest::SHA256);
+        let mut hash = Hasher::new();
         let mut n: u64 = 0;
         while let Some(item) = stream.next().await {
             let chunk = match item {
@@ -345,14 +348,7 @@ impl Conn {
                     // oci-client's own check fails at the end of the stream;
                     // report our digest comparison when the size was right.
                     if n == d.size {
-                        let actual = format!("sha256:{}", hex::encode(ctx.clone().finish()));
-                        if actual != d.digest {
-                            return Err(Error::DigestMismatch {
-                                what,
-                                expected: d.digest.clone(),
-                                actual,
-                            });
-                        }
+                        check_digest(&what, d, hash.current())?;
                     }
                     return Err(Error::Registry(format!("{what}: {}", chain(&e))));
                 }
@@ -364,7 +360,7 @@ impl Conn {
                     d.size
                 )));
             }
-            ctx.update(&chunk);
+            hash.update(&chunk);
             f.write_all(&chunk).await.at(path)?;
         }
         if n != d.size {
@@ -373,18 +369,23 @@ impl Conn {
                 d.size
             )));
         }
-        let actual = format!("sha256:{}", hex::encode(ctx.finish()));
-        if actual != d.digest {
-            return Err(Error::DigestMismatch {
-                what,
-                expected: d.digest.clone(),
-                actual,
-            });
-        }
+        check_digest(&what, d, hash.finish())?;
         f.flush().await.at(path)?;
         f.sync_all().await.at(path)?;
         Ok(n)
     }
+}
+
+/// A blob that arrived with digest `actual` is the one `d` names.
+fn check_digest(what: &str, d: &Descriptor, actual: Digest) -> Result<()> {
+    if actual != d.digest {
+        return Err(Error::DigestMismatch {
+            what: what.to_string(),
+            expected: d.digest.clone(),
+            actual: actual.to_string(),
+        });
+    }
+    Ok(())
 }
 
 /// Checks that fetched manifest bytes are what was asked for: the digest of
@@ -396,7 +397,7 @@ fn verify_manifest(
     expected: Option<&str>,
     header: Option<&str>,
 ) -> Result<String> {
-    let actual = sha256_hex(bytes);
+    let actual = Digest::of(bytes).to_string();
     for exp in [expected, header].into_iter().flatten() {
         if exp.starts_with("sha256:") && exp != actual {
             return Err(Error::DigestMismatch {
@@ -506,10 +507,12 @@ pub async fn pull_async(
         if !seen.insert(d.digest.clone()) {
             continue;
         }
-        let p = tmp.path().join(blob_rel(&d.digest));
+        let p = tmp.path().join(d.digest()?.blob_path());
         total += conn.fetch_blob(&r, d, &p).await?;
     }
-    let mp = tmp.path().join(blob_rel(&manifest_digest));
+    let mp = tmp
+        .path()
+        .join(Digest::parse_checked(&manifest_digest)?.blob_path());
     std::fs::write(&mp, &manifest_bytes).at(&mp)?;
     let mut annotations = std::collections::BTreeMap::new();
     annotations.insert(ANN_REF_NAME.to_string(), r.whole());
@@ -557,7 +560,7 @@ fn file_stream(
         path: PathBuf,
         offset: u64,
         size: u64,
-        ctx: ring::digest::Context,
+        hash: Hasher,
         done: bool,
         read: u64,
         digest: String,
@@ -568,7 +571,7 @@ fn file_stream(
         path,
         offset,
         size,
-        ctx: ring::digest::Context::new(&ring::digest::SHA256),
+        hash: Hasher::new(),
         done: false,
         read: 0,
         digest,
@@ -595,12 +598,12 @@ fn file_stream(
             }
         }
         st.read += filled as u64;
-        st.ctx.update(&buf[..filled]);
+        st.hash.update(&buf[..filled]);
         // Check the digest before the last piece goes out: the upload then
         // never completes, so no registry can commit a wrong blob.
         if filled == 0 || st.read == st.size {
             st.done = true;
-            let actual = format!("sha256:{}", hex::encode(st.ctx.clone().finish()));
+            let actual = st.hash.current().to_string();
             if st.read != st.size || actual != st.digest {
                 if let Ok(mut m) = st.mismatch.lock() {
                     *m = Some(actual.clone());
@@ -637,7 +640,7 @@ async fn push_blob(
         return Ok(());
     }
     let what = format!("blob {}", d.digest);
-    let (path, off, size) = src.locate(&blob_rel(&d.digest))?;
+    let (path, off, size) = src.locate_blob(d)?;
     if size != d.size {
         return Err(Error::Layout(format!(
             "local {what}: {size} bytes but the manifest says {}",
@@ -736,11 +739,7 @@ pub async fn push_async(
             // Several images: take the one whose ref.name is the tag pushed to.
             let tag = r.tag().unwrap_or("latest");
             many.iter()
-                .find(|d| {
-                    d.annotations
-                        .get(ANN_REF_NAME)
-                        .is_some_and(|n| n == tag || n.ends_with(&format!(":{tag}")))
-                })
+                .find(|d| d.has_ref_name(tag))
                 .cloned()
                 .ok_or_else(|| {
                     Error::Layout(format!(
@@ -764,8 +763,7 @@ pub async fn push_async(
     } else {
         top.media_type.clone()
     };
-    let is_index = mt == crate::layout::MT_OCI_INDEX || mt == crate::layout::MT_DOCKER_LIST;
-    if is_index {
+    if is_index_media_type(&mt) {
         let bytes = source.read_blob(&top, opts.limits.max_manifest_bytes, "index")?;
         let (imt, parsed) = parse_manifest(&bytes, Some(&mt), &opts.limits)?;
         let Parsed::Index { manifests } = parsed else {

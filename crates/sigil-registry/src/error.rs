@@ -86,16 +86,27 @@ impl<T> IoContext<T> for std::io::Result<T> {
 
 /// At most `max` characters of `s`, on one line: registry bodies are outside
 /// input and end up in messages.
-pub(crate) fn one_line(s: &str, max: usize) -> String {
-    let mut out: String = s
-        .chars()
-        .map(|c| if c.is_control() { ' ' } else { c })
-        .take(max)
-        .collect();
-    if s.chars().count() > max {
-        out.push_str("...");
+pub(crate) use sigil_oci::error::one_line;
+
+/// Errors of the shared OCI layout reading (`sigil-oci`): all of them are
+/// about the local layout or archive being pushed.
+impl From<sigil_oci::Error> for Error {
+    fn from(e: sigil_oci::Error) -> Error {
+        match e {
+            sigil_oci::Error::Malformed(m) => Error::Layout(m),
+            sigil_oci::Error::Limit(m) => Error::Limit(m),
+            sigil_oci::Error::DigestMismatch {
+                what,
+                expected,
+                actual,
+            } => Error::DigestMismatch {
+                what: format!("local {what}"),
+                expected,
+                actual,
+            },
+            sigil_oci::Error::Io { path, source } => Error::Io { path, source },
+        }
     }
-    out.trim().to_string()
 }
 
 /// A chain of error sources on one line (reqwest hides the useful part, e.g.

@@ -3,58 +3,18 @@
 //! are limited, digests are validated (`sha256:` + 64 lowercase hex) before
 //! they become file names, and blob files must be regular files.
 
-use std::collections::{BTreeMap, HashMap};
-use std::fs::File;
-use std::io::{Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
+use sigil_oci::layout::Layout;
+
+pub(crate) use sigil_oci::spec::{
+    Descriptor, ANN_REF_NAME, MANIFEST_MEDIA_TYPES as ACCEPT, MT_DOCKER_LIST, MT_DOCKER_MANIFEST,
+    MT_INDEX as MT_OCI_INDEX, MT_MANIFEST as MT_OCI_MANIFEST,
+};
 
 use crate::error::{one_line, Error, IoContext, Result};
 use crate::{Limits, Platform};
-
-pub(crate) const MT_OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
-pub(crate) const MT_OCI_INDEX: &str = "application/vnd.oci.image.index.v1+json";
-pub(crate) const MT_DOCKER_MANIFEST: &str = "application/vnd.docker.distribution.manifest.v2+json";
-pub(crate) const MT_DOCKER_LIST: &str = "application/vnd.docker.distribution.manifest.list.v2+json";
-/// What we accept when fetching a manifest.
-pub(crate) const ACCEPT: &[&str] = &[
-    MT_OCI_MANIFEST,
-    MT_OCI_INDEX,
-    MT_DOCKER_MANIFEST,
-    MT_DOCKER_LIST,
-];
-pub(crate) const ANN_REF_NAME: &str = "org.opencontainers.image.ref.name";
-
-/// A content descriptor.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
-pub struct Descriptor {
-    /// Media type.
-    #[serde(rename = "mediaType", default)]
-    pub media_type: String,
-    /// `sha256:<hex>`.
-    pub digest: String,
-    /// Size in bytes.
-    pub size: u64,
-    /// Platform (index entries).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub platform: Option<DescPlatform>,
-    /// Annotations.
-    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
-    pub annotations: BTreeMap<String, String>,
-}
-
-/// The platform of an index entry.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
-pub struct DescPlatform {
-    /// OS.
-    pub os: String,
-    /// Architecture.
-    pub architecture: String,
-    /// Variant.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub variant: Option<String>,
-}
 
 /// A parsed manifest or index: what this crate needs of it.
 #[derive(Debug, Clone, PartialEq)]
@@ -87,20 +47,10 @@ struct Doc {
     manifests: Option<Vec<Descriptor>>,
 }
 
-/// True for `sha256:` followed by 64 lowercase hex digits.
-pub(crate) fn valid_digest(d: &str) -> bool {
-    d.strip_prefix("sha256:")
-        .is_some_and(|h| h.len() == 64 && h.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')))
-}
-
 fn check_desc(what: &str, d: &Descriptor) -> Result<()> {
-    if !valid_digest(&d.digest) {
-        return Err(Error::Layout(format!(
-            "{what}: unsupported or malformed digest {:?} (only sha256 is supported)",
-            one_line(&d.digest, 80)
-        )));
-    }
-    Ok(())
+    d.digest()
+        .map(drop)
+        .map_err(|e| Error::Layout(format!("{what}: {e}")))
 }
 
 /// Parses a manifest or index. `media_type` is the Content-Type the registry
@@ -197,28 +147,14 @@ pub fn parse_manifest(
 /// Picks the entry for `p` from an index. Attestation manifests
 /// (platform unknown/unknown) never match.
 pub(crate) fn pick_platform<'a>(list: &'a [Descriptor], p: &Platform) -> Result<&'a Descriptor> {
-    let found = list.iter().find(|d| {
-        d.platform.as_ref().is_some_and(|dp| {
-            dp.os == p.os
-                && dp.architecture == p.architecture
-                && match &p.variant {
-                    Some(v) => dp.variant.as_deref() == Some(v.as_str()),
-                    None => true,
-                }
-        })
-    });
+    let found = list
+        .iter()
+        .find(|d| d.platform.as_ref().is_some_and(|dp| dp.satisfies(p)));
     found.ok_or_else(|| {
         let have: Vec<String> = list
             .iter()
             .filter_map(|d| d.platform.as_ref())
-            .map(|dp| {
-                let mut s = format!("{}/{}", dp.os, dp.architecture);
-                if let Some(v) = &dp.variant {
-                    s.push('/');
-                    s.push_str(v);
-                }
-                one_line(&s, 40)
-            })
+            .map(|dp| one_line(&dp.to_string(), 40))
             .take(16)
             .collect();
         Error::NotFound(format!(
@@ -230,11 +166,6 @@ pub(crate) fn pick_platform<'a>(list: &'a [Descriptor], p: &Platform) -> Result<
             }
         ))
     })
-}
-
-/// `blobs/sha256/<hex>` for a validated digest.
-pub(crate) fn blob_rel(digest: &str) -> String {
-    format!("blobs/{}", digest.replacen(':', "/", 1))
 }
 
 /// Writes `oci-layout` and `index.json` naming one manifest.
@@ -254,62 +185,16 @@ pub(crate) fn write_layout_meta(dir: &Path, manifest: &Descriptor) -> Result<()>
 
 /// A local image to push: an OCI layout directory or an OCI archive tar.
 #[derive(Debug)]
-pub(crate) enum Source {
-    Dir(PathBuf),
-    Tar {
-        path: PathBuf,
-        members: HashMap<String, (u64, u64)>,
-    },
-}
+pub(crate) struct Source(Layout);
 
-/// Most members read from an OCI archive's table of contents.
-const MAX_TAR_MEMBERS: usize = 100_000;
-
-fn normalize_member(name: &str) -> String {
-    let mut n = name;
-    while let Some(rest) = n.strip_prefix("./") {
-        n = rest;
-    }
-    n.trim_start_matches('/').to_string()
-}
+/// Most entries read from an OCI archive's table of contents.
+const MAX_TAR_MEMBERS: u64 = 100_000;
 
 impl Source {
     pub(crate) fn open(path: &Path) -> Result<Source> {
-        let meta = std::fs::metadata(path).at(path)?;
-        let src = if meta.is_dir() {
-            Source::Dir(path.to_path_buf())
-        } else {
-            let f = File::open(path).at(path)?;
-            let mut ar = tar::Archive::new(std::io::BufReader::new(f));
-            let bad = |e: std::io::Error| {
-                Error::Layout(format!(
-                    "{}: not an OCI layout directory or a readable tar archive: {e}",
-                    path.display()
-                ))
-            };
-            let mut members = HashMap::new();
-            for entry in ar.entries().map_err(bad)? {
-                let entry = entry.map_err(bad)?;
-                if members.len() >= MAX_TAR_MEMBERS {
-                    return Err(Error::Limit(format!(
-                        "{}: more than {MAX_TAR_MEMBERS} members",
-                        path.display()
-                    )));
-                }
-                if entry.header().entry_type() != tar::EntryType::Regular {
-                    continue;
-                }
-                let name = entry.path().map_err(bad)?;
-                let name = normalize_member(&name.to_string_lossy());
-                members.insert(name, (entry.raw_file_position(), entry.size()));
-            }
-            Source::Tar {
-                path: path.to_path_buf(),
-                members,
-            }
-        };
-        if !src.has("index.json") {
-            let docker = src.has("manifest.json");
+        let src = Source(Layout::open(path, MAX_TAR_MEMBERS)?);
+        if !src.0.has("index.json") {
+            let docker = src.0.has("manifest.json");
             return Err(Error::Layout(format!(
                 "{}: not an OCI image layout (no index.json){}",
                 path.display(),
@@ -323,92 +208,25 @@ impl Source {
         Ok(src)
     }
 
-    fn has(&self, name: &str) -> bool {
-        match self {
-            Source::Dir(d) => std::fs::symlink_metadata(d.join(name)).is_ok_and(|m| m.is_file()),
-            Source::Tar { members, .. } => members.contains_key(name),
-        }
+    /// The host file holding the blob `d` names and the (offset, size) of
+    /// its data.
+    pub(crate) fn locate_blob(&self, d: &Descriptor) -> Result<(PathBuf, u64, u64)> {
+        Ok(self.0.locate(&d.digest()?.blob_path())?)
     }
 
-    /// Path of the file and the (offset, size) of the member in it.
-    pub(crate) fn locate(&self, name: &str) -> Result<(PathBuf, u64, u64)> {
-        match self {
-            Source::Dir(d) => {
-                let p = d.join(name);
-                // Refuse symlinks: a layout must not point us at host files.
-                let m = std::fs::symlink_metadata(&p)
-                    .map_err(|_| Error::Layout(format!("{}: missing {name}", d.display())))?;
-                if !m.is_file() {
-                    return Err(Error::Layout(format!(
-                        "{}: {name} is not a regular file",
-                        d.display()
-                    )));
-                }
-                Ok((p, 0, m.len()))
-            }
-            Source::Tar { path, members } => {
-                let (off, size) = members
-                    .get(name)
-                    .ok_or_else(|| Error::Layout(format!("{}: missing {name}", path.display())))?;
-                Ok((path.clone(), *off, *size))
-            }
-        }
-    }
-
-    /// Reads a small member whole, at most `limit` bytes.
-    pub(crate) fn read_small(&self, name: &str, limit: u64) -> Result<Vec<u8>> {
-        let (p, off, size) = self.locate(name)?;
-        if size > limit {
-            return Err(Error::Limit(format!(
-                "{name} is {size} bytes (at most {limit})"
-            )));
-        }
-        let mut f = File::open(&p).at(&p)?;
-        f.seek(SeekFrom::Start(off)).at(&p)?;
-        let mut buf = Vec::with_capacity(size as usize);
-        f.take(size).read_to_end(&mut buf).at(&p)?;
-        Ok(buf)
-    }
-
-    /// Reads a blob whole (manifests, configs), checking size and digest.
+    /// Reads a blob whole (manifests, indexes), checking size and digest.
     pub(crate) fn read_blob(&self, d: &Descriptor, limit: u64, what: &str) -> Result<Vec<u8>> {
-        check_desc(what, d)?;
-        let bytes = self.read_small(&blob_rel(&d.digest), limit)?;
-        if bytes.len() as u64 != d.size {
-            return Err(Error::Limit(format!(
-                "{what} {}: {} bytes but the descriptor says {}",
-                d.digest,
-                bytes.len(),
-                d.size
-            )));
-        }
-        let actual = sha256_hex(&bytes);
-        if actual != d.digest {
-            return Err(Error::DigestMismatch {
-                what: format!("local {what}"),
-                expected: d.digest.clone(),
-                actual,
-            });
-        }
-        Ok(bytes)
+        Ok(self.0.read_blob(d, limit, what)?)
     }
 
     /// `index.json`, parsed.
     pub(crate) fn index(&self, limits: &Limits) -> Result<Vec<Descriptor>> {
-        let bytes = self.read_small("index.json", limits.max_manifest_bytes)?;
+        let bytes = self.0.read_small("index.json", limits.max_manifest_bytes)?;
         match parse_manifest(&bytes, Some(MT_OCI_INDEX), limits)? {
             (_, Parsed::Index { manifests }) => Ok(manifests),
             _ => Err(Error::Layout("index.json is not an image index".into())),
         }
     }
-}
-
-/// `sha256:<hex>` of `bytes`.
-pub(crate) fn sha256_hex(bytes: &[u8]) -> String {
-    format!(
-        "sha256:{}",
-        hex::encode(ring::digest::digest(&ring::digest::SHA256, bytes))
-    )
 }
 
 #[cfg(test)]

@@ -66,60 +66,9 @@ impl Default for Limits {
     }
 }
 
-/// An OS/architecture(/variant) pair, written `linux/amd64` or `linux/arm64/v8`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Platform {
-    /// `linux`.
-    pub os: String,
-    /// `amd64`, `arm64`, ...
-    pub architecture: String,
-    /// `v8`, `v7`, ... when given.
-    pub variant: Option<String>,
-}
-
-impl Default for Platform {
-    fn default() -> Platform {
-        Platform {
-            os: "linux".into(),
-            architecture: "amd64".into(),
-            variant: None,
-        }
-    }
-}
-
-impl std::fmt::Display for Platform {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}/{}", self.os, self.architecture)?;
-        if let Some(v) = &self.variant {
-            write!(f, "/{v}")?;
-        }
-        Ok(())
-    }
-}
-
-impl FromStr for Platform {
-    type Err = Error;
-    fn from_str(s: &str) -> Result<Platform> {
-        let ok = |p: &str| {
-            !p.is_empty()
-                && p.len() <= 32
-                && p.bytes()
-                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
-        };
-        let parts: Vec<&str> = s.split('/').collect();
-        if !(2..=3).contains(&parts.len()) || !parts.iter().all(|p| ok(p)) {
-            return Err(Error::Usage(format!(
-                "invalid platform {:?}: expected OS/ARCH or OS/ARCH/VARIANT, e.g. linux/amd64",
-                error::one_line(s, 64)
-            )));
-        }
-        Ok(Platform {
-            os: parts[0].into(),
-            architecture: parts[1].into(),
-            variant: parts.get(2).map(|v| v.to_string()),
-        })
-    }
-}
+/// An OS/architecture(/variant) pair, written `linux/amd64` or
+/// `linux/arm64/v8` (the platform of an index entry, and the one asked for).
+pub use sigil_oci::spec::Platform;
 
 /// How to talk to registries.
 #[derive(Debug, Clone, Default)]
@@ -238,17 +187,6 @@ mod tests {
             let e = parse_reference(bad).unwrap_err().to_string();
             assert!(e.starts_with("invalid image reference"), "{e}");
             assert!(!e.contains('\n'), "{e}");
-        }
-    }
-
-    #[test]
-    fn platforms() {
-        assert_eq!(Platform::default().to_string(), "linux/amd64");
-        let p: Platform = "linux/arm64/v8".parse().unwrap();
-        assert_eq!(p.variant.as_deref(), Some("v8"));
-        assert_eq!(p.to_string(), "linux/arm64/v8");
-        for bad in ["linux", "linux/", "a/b/c/d", "Linux/amd64", "linux/amd64\n"] {
-            assert!(bad.parse::<Platform>().is_err(), "{bad}");
         }
     }
 }
