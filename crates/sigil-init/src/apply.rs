@@ -794,12 +794,14 @@ mod tests {
             &sigil_fs::SealOptions::default(),
         )
         .unwrap();
-        // flip one byte of the sealed file
-        let data = sealed_dir.join(sigil_fs::DATA_DIR);
-        let blob = fs::read_dir(&data).unwrap().next().unwrap().unwrap().path();
+        // flip the last byte of main.py's sealed bytes (small files share
+        // packs under data/: its range in its blob)
+        let (blob, range) = sigil_fs::Volume::open(&sealed_dir, &sealed.key, &sealed.tag)
+            .unwrap()
+            .data_range("app/main.py")
+            .unwrap();
         let mut b = fs::read(&blob).unwrap();
-        let n = b.len() - 1;
-        b[n] ^= 1;
+        b[range.end as usize - 1] ^= 1;
         fs::write(&blob, b).unwrap();
         let tag_hex = hex::encode(sealed.tag.0);
         let c = cfg(vec![VolumeSpec {

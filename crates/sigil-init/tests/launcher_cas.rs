@@ -394,13 +394,20 @@ fn tampered_volume_and_rollback_are_refused_by_the_launcher() {
     let (out, _) = img.run(&[]);
     assert_refused(&out, "rollback refused");
 
-    // Tampered volume file: one byte of a sealed file flipped.
+    // Tampered volume file: one byte in the middle of a sealed file's own
+    // range flipped (small files share packs under data/).
     let img = Image::new(&cas, "tampervol");
     cas.create(&img.session("tampervol", &img.measurement(), &img.tag_hex.clone(), false));
-    let data = img.path("sigil/volumes/app").join(sigil_fs::DATA_DIR);
-    let blob = fs::read_dir(&data).unwrap().next().unwrap().unwrap().path();
+    let (blob, range) = sigil_fs::Volume::open(
+        img.path("sigil/volumes/app"),
+        &sigil_fs::VolumeKey::from_hex(&img.key_hex).unwrap(),
+        &img.tag_hex.parse::<sigil_fs::VolumeTag>().unwrap(),
+    )
+    .unwrap()
+    .data_range("app/hello.txt")
+    .unwrap();
     let mut b = fs::read(&blob).unwrap();
-    let n = b.len() / 2;
+    let n = ((range.start + range.end) / 2) as usize;
     b[n] ^= 0x80;
     fs::write(&blob, b).unwrap();
     let (out, _) = img.run(&[]);
