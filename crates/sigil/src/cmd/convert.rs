@@ -574,26 +574,20 @@ pub fn run(a: Args) -> anyhow::Result<()> {
         );
     }
     if let (Some(url), Some(id_dir)) = (&a.cas, &a.identity) {
-        // The outputs are complete and stay; only the upload failed.
-        let addr = url
-            .trim_start_matches("https://")
-            .trim_end_matches('/')
-            .to_string();
-        let identity = sigil_client::Identity::load(id_dir).map_err(|e| {
+        // The outputs are complete and stay; only the upload can fail here.
+        // The CAS is the one whose key the image pins.
+        let cas = super::cas::CasArgs {
+            cas: Some(
+                url.trim_start_matches("https://")
+                    .trim_end_matches('/')
+                    .to_string(),
+            ),
+            cas_fingerprint: Some(sigil_client::Fingerprint(cas_pin.0)),
+            identity: Some(id_dir.clone()),
+        };
+        let client = cas.connect().map_err(|e| {
             anyhow!(
-                "--identity {}: {e} (outputs written; upload {} with `sigil session create`)",
-                id_dir.display(),
-                session_file.display()
-            )
-        })?;
-        let client = sigil_client::BlockingCasClient::connect(
-            &addr,
-            sigil_client::Fingerprint(cas_pin.0),
-            Some(&identity),
-        )
-        .map_err(|e| {
-            anyhow!(
-                "--cas {url}: {e} (outputs written; upload {} later)",
+                "--cas {url}: {e:#} (outputs written; upload {} later)",
                 session_file.display()
             )
         })?;

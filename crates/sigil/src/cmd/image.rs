@@ -57,7 +57,7 @@ impl RegistryArgs {
             .lookup(sigil_registry::registry_of(&r))
             .map_err(flat)?;
         let platform = match platform {
-            Some(p) => p.parse::<Platform>().map_err(flat)?,
+            Some(p) => p.parse::<Platform>().map_err(|e| flat(e.into()))?,
             None => Platform::default(),
         };
         Ok((
