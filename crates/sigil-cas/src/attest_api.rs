@@ -200,6 +200,7 @@ pub fn claims_json(c: &Claims) -> Value {
         "snp_measurement": h(c.snp_measurement.as_ref().map(|x| &x[..])),
         "snp_vmpl": c.snp_vmpl,
         "snp_migration_agent": c.snp_migration_agent,
+        "snp_tcb": c.snp_tcb,
         "simulation_measurement": h(c.simulation_measurement.as_ref().map(|x| &x[..])),
         "debug": c.debug,
         "smt_enabled": c.smt_enabled,
@@ -209,24 +210,54 @@ pub fn claims_json(c: &Claims) -> Value {
     })
 }
 
-fn refuse(
+/// The bookkeeping of every audited attempt, whatever its outcome: the
+/// result, reasons and peer go into the audit entry, which must be written
+/// before anything is answered; then the attempt is counted. `false` when
+/// the audit log cannot take the entry: answer [`audit_unavailable`].
+#[must_use]
+fn audit_attempt(
     state: &CasState,
     conn: &ConnInfo,
     audit_session: Option<&str>,
     mut details: Value,
-    reasons: Vec<String>,
-) -> HttpResponse {
-    details["result"] = json!("refused");
-    details["reasons"] = json!(reasons);
+    result: &'static str,
+    reasons: &[String],
+) -> bool {
+    details["result"] = json!(result);
+    if !reasons.is_empty() {
+        details["reasons"] = json!(reasons);
+    }
     details["peer"] = json!(conn.peer.to_string());
+    let actor = format!("launcher@{}", conn.peer.ip());
+    if let Err(e) = state.append_audit(&actor, "attest", audit_session, details) {
+        tracing::error!("cannot audit an attestation attempt: {e}");
+        state
+            .metrics
+            .inc("sigil_cas_attest_total", &[("result", "audit_failed")]);
+        return false;
+    }
     state
         .metrics
-        .inc("sigil_cas_attest_total", &[("result", "refused")]);
+        .inc("sigil_cas_attest_total", &[("result", result)]);
+    true
+}
+
+/// An attempt that cannot be audited is not answered with details, and no
+/// secret leaves without an audit record.
+fn audit_unavailable() -> HttpResponse {
+    error(StatusCode::INTERNAL_SERVER_ERROR, "audit log unavailable")
+}
+
+fn refuse(
+    state: &CasState,
+    conn: &ConnInfo,
+    audit_session: Option<&str>,
+    details: Value,
+    reasons: Vec<String>,
+) -> HttpResponse {
     tracing::info!(peer = %conn.peer, "attestation refused: {}", reasons.join("; "));
-    if let Err(e) = state.append_audit(&actor(conn), "attest", audit_session, details) {
-        // An attempt that cannot be audited is not answered with details.
-        tracing::error!("cannot audit an attestation attempt: {e}");
-        return error(StatusCode::INTERNAL_SERVER_ERROR, "audit log unavailable");
+    if !audit_attempt(state, conn, audit_session, details, "refused", &reasons) {
+        return audit_unavailable();
     }
     json_response(
         StatusCode::FORBIDDEN,
@@ -235,18 +266,6 @@ fn refuse(
             reasons,
         },
     )
-}
-
-fn actor(conn: &ConnInfo) -> String {
-    format!("launcher@{}", conn.peer.ip())
-}
-
-fn valid_name(s: &str) -> bool {
-    !s.is_empty()
-        && s.len() <= 128
-        && !s.starts_with('.')
-        && s.bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
 }
 
 /// As [`handle`], with explicit verifiers (tests use the same set).
@@ -281,16 +300,12 @@ pub fn handle_with(
             req.version
         ));
     }
-    // Session names may be namespaced (`ns/app`); service names have no '/'.
-    let Some((session_name, service_name)) = req.config_id.rsplit_once('/') else {
-        return bad(format!(
-            "config_id {:?} is not session/service",
-            req.config_id.chars().take(100).collect::<String>()
-        ));
-    };
-    if session_name.parse::<sigil_session::SessionName>().is_err() || !valid_name(service_name) {
-        return bad("config_id has an invalid session or service name".into());
-    }
+    // The launcher reads config ids with the same function.
+    let (session_name, service_name) =
+        match sigil_client::config_id::split_config_id(&req.config_id) {
+            Ok(parts) => parts,
+            Err(e) => return bad(e.to_string()),
+        };
     let launcher_version: String = req.launcher_version.chars().take(64).collect();
     let Some(expected_rd) = conn.exporter else {
         return bad("attestation needs a TLS 1.3 connection".into());
@@ -383,17 +398,9 @@ pub fn handle_with(
                 Err(CasError::Conflict { .. }) => {
                     // Not a refusal: the launcher retries (5xx) and is
                     // decided against the new version.
-                    details["result"] = json!("retry");
-                    details["peer"] = json!(conn.peer.to_string());
-                    details["reasons"] =
-                        json!([format!("session {session_name} changed during attestation")]);
-                    state
-                        .metrics
-                        .inc("sigil_cas_attest_total", &[("result", "retry")]);
-                    if let Err(e) =
-                        state.append_audit(&actor(conn), "attest", Some(session_name), details)
-                    {
-                        tracing::error!("cannot audit an attestation attempt: {e}");
+                    let why = [format!("session {session_name} changed during attestation")];
+                    if !audit_attempt(state, conn, Some(session_name), details, "retry", &why) {
+                        return audit_unavailable();
                     }
                     return error(
                         StatusCode::SERVICE_UNAVAILABLE,
@@ -413,8 +420,6 @@ pub fn handle_with(
                     )
                 }
             };
-            details["result"] = json!("accepted");
-            details["peer"] = json!(conn.peer.to_string());
             details["session_hash"] = json!(service.session_hash);
             if claims.tee == TeeKind::Simulation {
                 tracing::warn!(
@@ -423,15 +428,9 @@ pub fn handle_with(
                     conn.peer
                 );
             }
-            if let Err(e) = state.append_audit(&actor(conn), "attest", Some(session_name), details)
-            {
-                // No secrets leave without an audit record.
-                tracing::error!("cannot audit an attestation: {e}");
-                return error(StatusCode::INTERNAL_SERVER_ERROR, "audit log unavailable");
+            if !audit_attempt(state, conn, Some(session_name), details, "accepted", &[]) {
+                return audit_unavailable();
             }
-            state
-                .metrics
-                .inc("sigil_cas_attest_total", &[("result", "accepted")]);
             json_response(
                 StatusCode::OK,
                 &AttestAccepted {

@@ -11,6 +11,7 @@ pub mod attest;
 pub mod audit;
 pub mod client;
 pub mod config;
+pub mod config_id;
 pub mod fingerprint;
 pub mod identity;
 pub mod tls;

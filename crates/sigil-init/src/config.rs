@@ -41,7 +41,7 @@ pub const MAX_PATHS_PER_VOLUME: usize = 256;
 pub const MAX_PASSTHROUGH: usize = 256;
 /// Longest path accepted anywhere in the file.
 pub const MAX_PATH_LEN: usize = 4096;
-/// Longest session or service name (same limit as the session language).
+/// Longest volume name (the session language's limit for names).
 pub const MAX_NAME_LEN: usize = 128;
 /// Default memory-only directory for injected files and opened volumes.
 pub const DEFAULT_MEMORY_DIR: &str = "/run/sigil";
@@ -201,71 +201,12 @@ pub struct ConfigId {
     pub service: String,
 }
 
-/// Session and service names: what the session language allows.
-fn check_name(what: &str, s: &str) -> Result<(), String> {
-    if s.is_empty() {
-        return Err(format!("{what} name is empty"));
-    }
-    if s.len() > MAX_NAME_LEN {
-        return Err(format!(
-            "{what} name is longer than {MAX_NAME_LEN} characters"
-        ));
-    }
-    if let Some(c) = s
-        .chars()
-        .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.')))
-    {
-        return Err(format!(
-            "{what} name contains {c:?} (allowed: letters, digits, '-', '_', '.')"
-        ));
-    }
-    if s.starts_with('.') {
-        return Err(format!("{what} name starts with '.'"));
-    }
-    Ok(())
-}
-
-/// Session names as the session language allows them: `/`-separated
-/// segments of `A-Z a-z 0-9 _ . ~ -`, none empty, `.` or `..`, at most 255
-/// bytes in all.
-fn check_session_name(s: &str) -> Result<(), String> {
-    if s.len() > 255 {
-        return Err("session name is longer than 255 characters".into());
-    }
-    for seg in s.split('/') {
-        if seg.is_empty() || seg == "." || seg == ".." {
-            return Err(format!(
-                "session name {:?} has an empty, '.' or '..' segment",
-                truncate(s)
-            ));
-        }
-        if seg.len() > MAX_NAME_LEN {
-            return Err(format!(
-                "a segment of the session name is longer than {MAX_NAME_LEN} characters"
-            ));
-        }
-        if let Some(c) = seg
-            .chars()
-            .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | '~')))
-        {
-            return Err(format!(
-                "session name contains {c:?} (allowed: letters, digits, '-', '_', '.', '~', and '/' between namespace segments)"
-            ));
-        }
-    }
-    Ok(())
-}
-
 impl FromStr for ConfigId {
     type Err = String;
+    /// As the CAS reads config ids: [`sigil_client::config_id::split_config_id`].
     fn from_str(s: &str) -> Result<Self, String> {
-        // Session names may be namespaced (`ns/app`); service names have
-        // no '/', so the service is what follows the last one.
-        let (session, service) = s
-            .rsplit_once('/')
-            .ok_or_else(|| format!("expected session/service, found {:?}", truncate(s)))?;
-        check_session_name(session)?;
-        check_name("service", service)?;
+        let (session, service) =
+            sigil_client::config_id::split_config_id(s).map_err(|e| e.to_string())?;
         Ok(ConfigId {
             session: session.to_string(),
             service: service.to_string(),
@@ -714,6 +655,10 @@ tag = "00ff"
         ] {
             assert!(bad.parse::<ConfigId>().is_err(), "{bad}");
         }
+        // The same rule as the CAS and the session language: a service
+        // name may start with '.'.
+        let c: ConfigId = "shop/.web".parse().unwrap();
+        assert_eq!(c.service, ".web");
     }
 
     #[test]
