@@ -46,17 +46,76 @@ impl fmt::Debug for MasterKeySource {
 
 impl MasterKeySource {
     /// `--master-key-file` if given, else `SIGIL_CAS_MASTER_KEY` if set,
-    /// else `DATA_DIR/master.key`.
+    /// else `DATA_DIR/master.key`. The environment variable is taken out of
+    /// the process in every case ([`take_master_key_env`]).
     pub fn resolve(file: Option<PathBuf>, data_dir: &Path) -> MasterKeySource {
+        let from_env = take_master_key_env();
         if let Some(f) = file {
             return MasterKeySource::File(f);
         }
-        if let Ok(h) = std::env::var(MASTER_KEY_ENV) {
-            if !h.is_empty() {
-                return MasterKeySource::Hex(Zeroizing::new(h));
-            }
+        match from_env {
+            Some(h) => MasterKeySource::Hex(h),
+            None => MasterKeySource::File(data_dir.join("master.key")),
         }
-        MasterKeySource::File(data_dir.join("master.key"))
+    }
+}
+
+/// Takes the master key out of `SIGIL_CAS_MASTER_KEY`, if set: returns the
+/// value and removes it from the process, with a warning.
+///
+/// The environment a process was started with stays readable in
+/// `/proc/PID/environ` (by the same user and root) for the process's whole
+/// life, and child processes inherit the variable. So the bytes of the value
+/// in the environment block are overwritten with NULs (what
+/// `/proc/PID/environ` shows) and the variable is unset (what children
+/// inherit). What this cannot reach: wherever the environment was defined
+/// (a shell's history, a container or pod spec with a literal value) and
+/// copies taken before this call. A key file (`--master-key-file`, mode
+/// 0600, checked at load) has none of these exposures and is preferred.
+///
+/// Call it early, before threads that read the environment start (it
+/// writes to the environment block, like `setenv` does).
+pub fn take_master_key_env() -> Option<Zeroizing<String>> {
+    let value = Zeroizing::new(std::env::var(MASTER_KEY_ENV).ok()?);
+    scrub_env_values(MASTER_KEY_ENV);
+    std::env::remove_var(MASTER_KEY_ENV);
+    if value.is_empty() {
+        return None;
+    }
+    tracing::warn!(
+        "master key taken from the environment variable {MASTER_KEY_ENV}: removed from this process \
+         (/proc/{}/environ, child processes), but it remains wherever that environment was defined; \
+         prefer --master-key-file (mode 0600)",
+        std::process::id()
+    );
+    Some(value)
+}
+
+/// Overwrites with NULs the value of every `NAME=value` entry of the
+/// process's environment block (a variable may appear more than once).
+fn scrub_env_values(name: &str) {
+    extern "C" {
+        static mut environ: *mut *mut libc::c_char;
+    }
+    let prefix = format!("{name}=");
+    // SAFETY: `environ` is the NULL-terminated array of NUL-terminated
+    // strings the C library keeps; nothing in this process changes the
+    // environment concurrently at start-up (see the caller's contract).
+    // Bytes are written only inside an entry's own value (before its NUL).
+    unsafe {
+        let mut entry = environ;
+        if entry.is_null() {
+            return;
+        }
+        while !(*entry).is_null() {
+            let s = *entry;
+            let len = libc::strlen(s);
+            let bytes = std::slice::from_raw_parts(s as *const u8, len);
+            if bytes.starts_with(prefix.as_bytes()) {
+                std::ptr::write_bytes(s.add(prefix.len()), 0, len - prefix.len());
+            }
+            entry = entry.add(1);
+        }
     }
 }
 

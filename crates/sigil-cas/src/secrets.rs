@@ -113,7 +113,8 @@ pub fn validate(session: &Session) -> Result<(), CasError> {
             value: Some(v),
         } = &s.kind
         {
-            match sigil_session::keys::pkcs8_algorithm(v.expose()) {
+            // Ring's verdict is kept with the value: no second parse.
+            match v.private_key_algorithm() {
                 Ok(a) if a == *algorithm => {}
                 Ok(a) => problems.push(format!(
                     "secrets.{}: the key in `value` is {}, not {}",
