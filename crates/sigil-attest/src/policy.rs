@@ -623,23 +623,18 @@ mod tests {
             "{dec}"
         );
         // FMC: held to its minimum only where the report has one (Turin).
-        let turin = tcb(3, 0, 8, 115, Some(1));
-        c.snp_tcb = Some(SnpTcbs {
-            reported: turin,
-            committed: turin,
-            launch: turin,
-            current: turin,
-        });
+        let all = |t: SnpTcb| SnpTcbs {
+            reported: t,
+            committed: t,
+            launch: t,
+            current: t,
+        };
+        c.snp_tcb = Some(all(tcb(3, 0, 8, 115, Some(1))));
         p.snp_min_tcb = Some(tcb(3, 0, 8, 115, Some(2)));
         assert_eq!(d(&c, &p).reasons().len(), 3);
         p.snp_min_tcb = Some(tcb(3, 0, 8, 115, Some(1)));
         assert!(d(&c, &p).is_accept());
-        c.snp_tcb = Some(SnpTcbs {
-            reported: ok,
-            committed: ok,
-            launch: ok,
-            current: ok,
-        });
+        c.snp_tcb = Some(all(ok));
         p.snp_min_tcb = Some(tcb(3, 0, 8, 115, Some(9)));
         assert!(d(&c, &p).is_accept());
         // Claims without a TCB fail closed; other TEEs are not affected.
