@@ -597,13 +597,7 @@ pub fn append_host_tree<W: Write>(
     prefix: &str,
 ) -> Result<()> {
     fn walk<W: Write>(tarb: &mut tar::Builder<W>, dir: &Path, rel: &str) -> Result<()> {
-        let mut names: Vec<_> = fs::read_dir(dir)
-            .at(dir)?
-            .map(|e| e.map(|e| e.file_name()))
-            .collect::<io::Result<_>>()
-            .at(dir)?;
-        names.sort();
-        for n in names {
+        for n in sorted_names(dir)? {
             let name = n
                 .to_str()
                 .ok_or_else(|| Error::image(format!("non-UTF-8 name in {}", dir.display())))?;
@@ -637,6 +631,17 @@ pub fn append_host_tree<W: Write>(
     }
     append_dir(tarb, prefix, 0o755)?;
     walk(tarb, host_dir, prefix)
+}
+
+/// The names in a host directory, sorted (so layers are reproducible).
+pub(crate) fn sorted_names(dir: &Path) -> Result<Vec<std::ffi::OsString>> {
+    let mut names: Vec<_> = fs::read_dir(dir)
+        .at(dir)?
+        .map(|e| e.map(|e| e.file_name()))
+        .collect::<io::Result<_>>()
+        .at(dir)?;
+    names.sort();
+    Ok(names)
 }
 
 /// Appends a directory owned by root with `mode`.

@@ -403,13 +403,7 @@ impl<W: io::Write> LayerState<'_, W> {
     fn host_dir(&mut self, src: &Path, dst: &str) -> Result<()> {
         let m = fs::metadata(src).at(src)?;
         self.dir(dst, mode_of(&m))?;
-        let mut names: Vec<_> = fs::read_dir(src)
-            .at(src)?
-            .map(|e| e.map(|e| e.file_name()))
-            .collect::<io::Result<_>>()
-            .at(src)?;
-        names.sort();
-        for n in names {
+        for n in crate::archive::sorted_names(src)? {
             let Some(name) = n.to_str() else { continue };
             let p = src.join(name);
             let d = format!("{dst}/{name}");
