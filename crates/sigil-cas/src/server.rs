@@ -337,9 +337,13 @@ fn open_postgres(
         .unwrap_or_else(|| MasterKeySource::resolve(None, data_dir));
     // Never made up here: every replica must use the same key.
     let key = Arc::new(MasterKey::load(&src, false).map_err(|e| {
+        let m = match e {
+            CasError::Config(m) => m,
+            e => e.to_string(),
+        };
         CasError::Config(format!(
-            "{e}; with a PostgreSQL store every replica needs the same master key: \
-             give it with --master-key-file or SIGIL_CAS_MASTER_KEY (64 hex digits, e.g. `openssl rand -hex 32`)"
+            "{m}; a PostgreSQL store is never given a new key: every replica needs the same master key \
+             (64 hex digits, e.g. `openssl rand -hex 32` once)"
         ))
     })?);
     let store = crate::store::PostgresStore::connect(opts, Some(key.clone()))?;

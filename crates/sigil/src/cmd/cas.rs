@@ -2,7 +2,10 @@
 //!
 //! - `sigil cas serve --data-dir D [--listen ADDR]` prints `listening on
 //!   ADDR` and `fingerprint sha256:HEX` and writes both to `D/cas.json`.
-//! - `sigil cas backup --data-dir D --out FILE` (consistent, while running).
+//! - `sigil cas serve --postgres-url URL ...`: the store in a PostgreSQL
+//!   database shared by several replicas (docs/cas-store.md).
+//! - `sigil cas backup --data-dir D --out FILE` (consistent, while running),
+//!   or `--postgres-url URL` for a PostgreSQL store.
 //! - `sigil cas restore --backup FILE --data-dir NEW`.
 //! - `sigil cas trust ADDR --fingerprint F` remembers a CAS in `cas.toml`.
 
@@ -82,6 +85,22 @@ struct ServeArgs {
     /// Default: $SIGIL_COLLATERAL_CACHE.
     #[arg(long)]
     collateral_cache: Option<PathBuf>,
+    /// Keep sessions, secrets and the audit log in this PostgreSQL database
+    /// instead of DATA_DIR/store.redb, so several CAS replicas can share it:
+    /// postgres://USER:PASSWORD@HOST:PORT/DATABASE[?sslmode=verify-full].
+    /// sslmode: verify-full (default), verify-ca, require or disable. All
+    /// replicas need the same master key (--master-key-file or
+    /// SIGIL_CAS_MASTER_KEY), which is then never created. Prefer the
+    /// environment variable: a URL given as a flag shows in `ps`.
+    #[arg(long, env = "SIGIL_CAS_POSTGRES_URL", hide_env_values = true)]
+    postgres_url: Option<SecretUrl>,
+    /// PEM file of the CA certificate(s) the PostgreSQL server's certificate
+    /// must chain to (default: the Mozilla roots).
+    #[arg(long, env = "SIGIL_CAS_POSTGRES_CA_FILE")]
+    postgres_ca_file: Option<PathBuf>,
+    /// Most connections to PostgreSQL per CAS process.
+    #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u32).range(1..=256))]
+    postgres_pool_size: u32,
     /// SEV-SNP VCEKs (`<chip_id hex>_<reported_tcb hex>.der`) for evidence
     /// that carries none; fetched VCEKs are kept there. Default: $SIGIL_SNP_CERT_DIR.
     #[arg(long)]
@@ -106,14 +125,50 @@ fn positive_rate(s: &str) -> Result<f64, String> {
     }
 }
 
+/// A PostgreSQL URL: a secret (it may carry the password), never printed.
+#[derive(Clone)]
+struct SecretUrl(String);
+
+impl std::str::FromStr for SecretUrl {
+    type Err = std::convert::Infallible;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Ok(SecretUrl(s.to_string()))
+    }
+}
+
+impl std::fmt::Debug for SecretUrl {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("<redacted>")
+    }
+}
+
+fn postgres_options(
+    url: &SecretUrl,
+    ca_file: Option<PathBuf>,
+    pool_size: u32,
+) -> sigil_cas::PostgresOptions {
+    let mut o = sigil_cas::PostgresOptions::new(url.0.clone());
+    o.ca_file = ca_file;
+    o.pool_size = pool_size as usize;
+    o
+}
+
 #[derive(clap::Args, Debug)]
 struct BackupArgs {
-    /// Data directory of the CAS.
-    #[arg(long)]
-    data_dir: PathBuf,
+    /// Data directory of the CAS (asks the running CAS, whatever its store).
+    #[arg(long, required_unless_present = "postgres_url")]
+    data_dir: Option<PathBuf>,
     /// New file to write the backup to.
     #[arg(long)]
     out: PathBuf,
+    /// Without --data-dir: back up this PostgreSQL store directly (one
+    /// snapshot while the replicas keep running); same URL as for serve.
+    #[arg(long, env = "SIGIL_CAS_POSTGRES_URL", hide_env_values = true)]
+    postgres_url: Option<SecretUrl>,
+    /// CA certificate(s) of the PostgreSQL server (PEM).
+    #[arg(long, env = "SIGIL_CAS_POSTGRES_CA_FILE")]
+    postgres_ca_file: Option<PathBuf>,
 }
 
 #[derive(clap::Args, Debug)]
@@ -186,7 +241,14 @@ pub fn run(args: Args) -> Result<()> {
     match args.command {
         Command::Serve(a) => serve(*a),
         Command::Backup(a) => {
-            let stats = sigil_cas::backup(&a.data_dir, &a.out)?;
+            let stats = match (&a.data_dir, &a.postgres_url) {
+                (Some(d), _) => sigil_cas::backup(d, &a.out)?,
+                (None, Some(url)) => sigil_cas::backup_postgres(
+                    &postgres_options(url, a.postgres_ca_file.clone(), 1),
+                    &a.out,
+                )?,
+                (None, None) => bail!("give --data-dir DIR or --postgres-url URL"),
+            };
             println!(
                 "backup written to {}: {} sessions, {} secrets (sealed), {} audit entries; keep the master key separately",
                 a.out.display(),
@@ -260,6 +322,13 @@ fn serve(a: ServeArgs) -> Result<()> {
         }
         if !a.session_creator.is_empty() {
             cfg.session_creators = Some(a.session_creator.clone());
+        }
+        if let Some(url) = &a.postgres_url {
+            cfg.store = sigil_cas::StoreConfig::Postgres(postgres_options(
+                url,
+                a.postgres_ca_file.clone(),
+                a.postgres_pool_size,
+            ));
         }
         let server = sigil_cas::Server::start(cfg).await?;
         {
