@@ -716,6 +716,12 @@ fn cas_image_runs_with_podman_and_serves_the_real_client() {
     // directory a writable scratch volume, the key from the environment.
     let port = free_port();
     let listen = format!("127.0.0.1:{port}");
+    // The data volume, owned by the image's user as fsGroup makes it in a pod.
+    let vol = t.path().join("volume");
+    std::fs::create_dir(&vol).unwrap();
+    std::os::unix::fs::chown(&vol, Some(65532), Some(65532))
+        .expect("chown the data volume to 65532 (run as root, as CI does)");
+    let volume = format!("{}:/var/lib/sigil-cas", vol.display());
     ok(
         podman(&[
             "run",
@@ -726,7 +732,8 @@ fn cas_image_runs_with_podman_and_serves_the_real_client() {
             "--read-only",
             "--cap-drop=ALL",
             "--security-opt=no-new-privileges",
-            "--tmpfs=/var/lib/sigil-cas:rw,uid=65532,gid=65532,mode=0700",
+            "-v",
+            &volume,
             "-e",
             &format!("SIGIL_CAS_MASTER_KEY={}", "6".repeat(64)),
             &image,
