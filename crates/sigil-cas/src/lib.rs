@@ -20,7 +20,7 @@ pub mod store;
 use std::path::Path;
 
 pub use error::CasError;
-pub use seal::{MasterKey, MasterKeySource};
+pub use seal::{scrub_env, MasterKey, MasterKeySource};
 pub use server::{Config, Limits, RunningServer, Server};
 pub use sigil_client::wire::ResolvedService;
 pub use state::{CasState, Clock, ConnInfo, SystemClock};

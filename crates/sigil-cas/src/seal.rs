@@ -61,7 +61,7 @@ impl MasterKeySource {
 }
 
 /// Takes the master key out of `SIGIL_CAS_MASTER_KEY`, if set: returns the
-/// value and removes it from the process, with a warning.
+/// value and removes it from the process (logged at info level).
 ///
 /// The environment a process was started with stays readable in
 /// `/proc/PID/environ` (by the same user and root) for the process's whole
@@ -82,13 +82,26 @@ pub fn take_master_key_env() -> Option<Zeroizing<String>> {
     if value.is_empty() {
         return None;
     }
-    tracing::warn!(
-        "master key taken from the environment variable {MASTER_KEY_ENV}: removed from this process \
-         (/proc/{}/environ, child processes), but it remains wherever that environment was defined; \
-         prefer --master-key-file (mode 0600)",
+    // Info, not a warning: with the value scrubbed, the environment is the
+    // intended way in Kubernetes (a Secret by secretKeyRef; a mounted Secret
+    // file is group-readable there whenever fsGroup is set, and the key-file
+    // check refuses that).
+    tracing::info!(
+        "master key taken from the environment variable {MASTER_KEY_ENV} and removed from this \
+         process (/proc/{}/environ, child processes); it remains wherever that environment was \
+         defined (keep it in a Secret, not a literal)",
         std::process::id()
     );
     Some(value)
+}
+
+/// Removes a secret-bearing variable (e.g. a database URL with a password)
+/// from the process as [`take_master_key_env`] does: value bytes in the
+/// environment block overwritten (`/proc/PID/environ`), variable unset
+/// (children). Same contract: call it at start-up, before other threads.
+pub fn scrub_env(name: &str) {
+    scrub_env_values(name);
+    std::env::remove_var(name);
 }
 
 /// Overwrites with NULs the value of every `NAME=value` entry of the

@@ -297,15 +297,17 @@ fn serve(a: ServeArgs) -> Result<()> {
     } else {
         builder.init();
     }
+    // Secrets given through the environment are taken out of it before any
+    // other thread starts (the scrub writes to the environment block).
+    let master_key = sigil_cas::MasterKeySource::resolve(a.master_key_file.clone(), &a.data_dir);
+    // clap has already read the URL into `a`.
+    sigil_cas::scrub_env("SIGIL_CAS_POSTGRES_URL");
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
     rt.block_on(async move {
         let mut cfg = sigil_cas::Config::new(&a.data_dir, a.listen);
-        cfg.master_key = Some(sigil_cas::MasterKeySource::resolve(
-            a.master_key_file.clone(),
-            &a.data_dir,
-        ));
+        cfg.master_key = Some(master_key);
         cfg.limits.max_body_bytes = a.max_body_bytes;
         cfg.limits.max_connections = a.max_connections.max(1);
         cfg.limits.attest_rate_per_sec = a.attest_rate;
