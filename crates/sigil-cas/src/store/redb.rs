@@ -236,32 +236,10 @@ impl SessionStore for RedbStore {
         let mut w = BackupWriter::create(out)?;
         // One read transaction: a consistent snapshot while writers go on.
         let rtx = self.db.begin_read()?;
-        for (def, table) in [
-            (SESSIONS, BackupTable::Sessions),
-            (SECRETS, BackupTable::Secrets),
-            (META, BackupTable::Meta),
-        ] {
-            let src = rtx.open_table(def)?;
-            let mut dst = w.tx()?.open_table(def)?;
-            let mut n = 0;
-            for item in src.iter()? {
-                let (k, v) = item?;
-                dst.insert(k.value(), v.value())?;
-                n += 1;
-            }
-            drop(dst);
-            w.count(table, n);
-        }
-        let src = rtx.open_table(AUDIT)?;
-        let mut dst = w.tx()?.open_table(AUDIT)?;
-        let mut n = 0;
-        for item in src.iter()? {
-            let (k, v) = item?;
-            dst.insert(k.value(), v.value())?;
-            n += 1;
-        }
-        drop(dst);
-        w.count(BackupTable::Audit, n);
+        copy_table(&rtx, &mut w, SESSIONS, BackupTable::Sessions)?;
+        copy_table(&rtx, &mut w, SECRETS, BackupTable::Secrets)?;
+        copy_table(&rtx, &mut w, META, BackupTable::Meta)?;
+        copy_table(&rtx, &mut w, AUDIT, BackupTable::Audit)?;
         w.finish()
     }
 }
@@ -273,6 +251,27 @@ pub(crate) enum BackupTable {
     Secrets,
     Meta,
     Audit,
+}
+
+/// Copies one table of the snapshot `rtx` into the backup, counting its rows
+/// (one function for the string-keyed tables and the u64-keyed audit log).
+fn copy_table<K: redb::Key + 'static>(
+    rtx: &redb::ReadTransaction,
+    w: &mut BackupWriter,
+    def: TableDefinition<'static, K, &'static [u8]>,
+    table: BackupTable,
+) -> Result<(), CasError> {
+    let src = rtx.open_table(def)?;
+    let mut dst = w.tx()?.open_table(def)?;
+    let mut n = 0;
+    for item in src.iter()? {
+        let (k, v) = item?;
+        dst.insert(k.value(), v.value())?;
+        n += 1;
+    }
+    drop(dst);
+    w.count(table, n);
+    Ok(())
 }
 
 /// Writes a backup: a new redb file with the store's tables, written to
