@@ -5,12 +5,16 @@
 
 use std::sync::Arc;
 
-use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
-use rustls::crypto::{verify_tls12_signature, verify_tls13_signature, CryptoProvider};
+use rustls::client::danger::{ServerCertVerified, ServerCertVerifier};
+use rustls::crypto::CryptoProvider;
 use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
-use rustls::{CertificateError, DigitallySignedStruct, SignatureScheme};
+use rustls::CertificateError;
 
 use crate::{ClientError, Fingerprint, Identity};
+
+// For `provider_signature_checks!` in other crates: the rustls it was built with.
+#[doc(hidden)]
+pub use rustls;
 
 /// Label of the TLS exporter that binds attestation evidence to a connection.
 pub const EXPORTER_LABEL: &[u8] = b"EXPORTER-sigil-attestation-v1";
@@ -18,6 +22,49 @@ pub const EXPORTER_LABEL: &[u8] = b"EXPORTER-sigil-attestation-v1";
 /// The ring crypto provider, the only one Sigil uses.
 pub fn provider() -> Arc<CryptoProvider> {
     Arc::new(rustls::crypto::ring::default_provider())
+}
+
+/// The handshake-signature methods of a rustls `ServerCertVerifier` or
+/// `ClientCertVerifier` (`verify_tls12_signature`, `verify_tls13_signature`,
+/// `supported_verify_schemes`), checked with the algorithms of the
+/// verifier's `Arc<CryptoProvider>` field named by the argument (`provider`,
+/// or `0` in a tuple struct). Every Sigil verifier that decides on the
+/// certificate itself (a pin, any name, any client) expands this in its
+/// trait impl, so the peer must still prove it holds the certificate's key,
+/// with ring's algorithms, and the three methods are written once.
+#[macro_export]
+macro_rules! provider_signature_checks {
+    ($provider:tt) => {
+        $crate::provider_signature_checks!(@check $provider, verify_tls12_signature);
+        $crate::provider_signature_checks!(@check $provider, verify_tls13_signature);
+
+        fn supported_verify_schemes(
+            &self,
+        ) -> ::std::vec::Vec<$crate::tls::rustls::SignatureScheme> {
+            self.$provider
+                .signature_verification_algorithms
+                .supported_schemes()
+        }
+    };
+    // The trait method and the rustls function that does its work share a name.
+    (@check $provider:tt, $method:ident) => {
+        fn $method(
+            &self,
+            message: &[u8],
+            cert: &$crate::tls::rustls::pki_types::CertificateDer<'_>,
+            dss: &$crate::tls::rustls::DigitallySignedStruct,
+        ) -> ::std::result::Result<
+            $crate::tls::rustls::client::danger::HandshakeSignatureValid,
+            $crate::tls::rustls::Error,
+        > {
+            $crate::tls::rustls::crypto::$method(
+                message,
+                cert,
+                dss,
+                &self.$provider.signature_verification_algorithms,
+            )
+        }
+    };
 }
 
 /// Accepts exactly the server certificate whose SPKI hashes to the pin.
@@ -57,39 +104,7 @@ impl ServerCertVerifier for PinnedServerVerifier {
         }
     }
 
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        verify_tls12_signature(
-            message,
-            cert,
-            dss,
-            &self.provider.signature_verification_algorithms,
-        )
-    }
-
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        verify_tls13_signature(
-            message,
-            cert,
-            dss,
-            &self.provider.signature_verification_algorithms,
-        )
-    }
-
-    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.provider
-            .signature_verification_algorithms
-            .supported_schemes()
-    }
+    crate::provider_signature_checks!(provider);
 }
 
 /// A TLS 1.3-only client configuration that pins the server and optionally
