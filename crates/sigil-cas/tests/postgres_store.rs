@@ -1,7 +1,9 @@
 //! The PostgreSQL store on its own: TLS modes and authentication against a
 //! real server, calls from any thread, what someone with write access to
 //! the database can and cannot do, schema and master-key checks, a server
-//! restart under a running CAS, replicas starting together.
+//! restart under a running CAS, replicas starting together; restoring a
+//! backup into PostgreSQL (refusals), offline audit verification, and
+//! client-certificate authentication (pg_hba `cert`).
 //! (The behaviour shared with redb is in `store_backends.rs`.)
 #![cfg(feature = "postgres")]
 
@@ -11,7 +13,7 @@ mod postgres_support;
 use std::sync::Arc;
 
 use common::*;
-use postgres_support::{Cluster, PASSWORD};
+use postgres_support::{Cluster, CERT_ROLE, PASSWORD};
 use sigil_cas::{
     Config, MasterKey, MasterKeySource, PostgresOptions, PostgresStore, Server, SessionStore,
     StoreConfig,
@@ -129,7 +131,12 @@ async fn store_calls_from_an_async_task_work() {
 }
 
 async fn populated(c: &Cluster, db: &str, dir: &std::path::Path) -> sigil_cas::RunningServer {
-    let s = Server::start(pg_config(dir, c, db)).await.unwrap();
+    populated_with(pg_config(dir, c, db)).await
+}
+
+/// A CAS on `cfg` with two sessions (six secrets, an update).
+async fn populated_with(cfg: Config) -> sigil_cas::RunningServer {
+    let s = Server::start(cfg).await.unwrap();
     let alice = id("alice");
     let a = client(&s, Some(&alice)).await;
     let pol = policy("CREATOR", "CREATOR", "CREATOR");
@@ -375,4 +382,331 @@ async fn the_cas_survives_a_database_restart() {
     let a = client(&s, Some(&alice)).await;
     assert_eq!(a.get_session("s").await.unwrap().hash, v2.hash);
     s.shutdown().await;
+}
+
+/// The names of the CAS tables in `db` (none after a refused restore).
+fn cas_tables(c: &Cluster, db: &str) -> String {
+    c.psql(
+        db,
+        "SELECT string_agg(tablename, ',' ORDER BY tablename) FROM pg_tables WHERE tablename LIKE 'sigil_cas%'",
+    )
+    .trim()
+    .to_string()
+}
+
+fn restore_err(backup: &std::path::Path, o: &PostgresOptions, key: &MasterKeySource) -> String {
+    let e = sigil_cas::store::restore_postgres(backup, o, key)
+        .unwrap_err()
+        .to_string();
+    assert!(!e.contains(PASSWORD), "the password leaked: {e}");
+    e
+}
+
+/// A copy of the backup `src` at `dst` with `alter` applied to it, as an
+/// attacker with the file would.
+fn altered(
+    src: &std::path::Path,
+    dst: &std::path::Path,
+    alter: impl FnOnce(&redb::WriteTransaction),
+) {
+    std::fs::copy(src, dst).unwrap();
+    let db = redb::Database::open(dst).unwrap();
+    let tx = db.begin_write().unwrap();
+    alter(&tx);
+    tx.commit().unwrap();
+}
+
+const SESSIONS: redb::TableDefinition<&str, &[u8]> = redb::TableDefinition::new("sessions");
+const SECRETS: redb::TableDefinition<&str, &[u8]> = redb::TableDefinition::new("secrets");
+const AUDIT: redb::TableDefinition<u64, &[u8]> = redb::TableDefinition::new("audit");
+
+/// `sigil cas restore BACKUP --postgres-url`: a database that holds a
+/// store, a backup altered anywhere, the wrong master key and a file that
+/// is no backup are refused, naming what is wrong, with nothing written.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn restore_into_postgres_refuses_and_writes_nothing() {
+    use redb::ReadableTable;
+    let Some(c) = postgres_support::shared() else {
+        return;
+    };
+    // A backup of an embedded CAS.
+    let d = tempfile::tempdir().unwrap();
+    let s = populated_with(config(d.path())).await;
+    let backup = d.path().join("cas.redb");
+    let (st, o) = (s.state.clone(), backup.clone());
+    tokio::task::spawn_blocking(move || st.store.backup_to(&o))
+        .await
+        .unwrap()
+        .unwrap();
+    s.shutdown().await;
+
+    // A database a CAS runs on is not empty: refused, nothing changed.
+    let busy = c.new_database();
+    let s = populated(&c, &busy, tempfile::tempdir().unwrap().path()).await;
+    let before = c.psql(&busy, "SELECT count(*), max(idx) FROM sigil_cas_audit");
+    let e = restore_err(&backup, &c.options(&busy), &key());
+    assert!(
+        e.contains("not empty") && e.contains("2 sessions") && e.contains("nothing was written"),
+        "{e}"
+    );
+    assert_eq!(
+        c.psql(&busy, "SELECT count(*), max(idx) FROM sigil_cas_audit"),
+        before
+    );
+    s.state.verify_audit().unwrap();
+    s.shutdown().await;
+
+    // Altered backups: each refused before the database is touched.
+    type Alter = Box<dyn FnOnce(&redb::WriteTransaction)>;
+    let cases: Vec<(&str, Alter, &str)> = vec![
+        (
+            "a session's clear-text policy opened to anyone",
+            Box::new(|tx| {
+                let mut t = tx.open_table(SESSIONS).unwrap();
+                let rec = t.get("private").unwrap().unwrap().value().to_vec();
+                let rec = String::from_utf8(rec)
+                    .unwrap()
+                    .replace(r#""read":["CREATOR"]"#, r#""read":["ANY"]"#);
+                t.insert("private", rec.as_bytes()).unwrap();
+            }),
+            "record of session `private` fails its integrity check",
+        ),
+        (
+            "a sealed secret with one bit flipped",
+            Box::new(|tx| {
+                let mut t = tx.open_table(SECRETS).unwrap();
+                let k = "private\u{0}password";
+                let mut blob = t.get(k).unwrap().unwrap().value().to_vec();
+                let last = blob.len() - 1;
+                blob[last] ^= 1;
+                t.insert(k, blob.as_slice()).unwrap();
+            }),
+            "sealed secret `password` of session `private` does not open",
+        ),
+        (
+            "a sealed secret moved to another secret's name",
+            Box::new(|tx| {
+                let mut t = tx.open_table(SECRETS).unwrap();
+                let blob = t
+                    .get("private\u{0}token")
+                    .unwrap()
+                    .unwrap()
+                    .value()
+                    .to_vec();
+                t.insert("private\u{0}password", blob.as_slice()).unwrap();
+            }),
+            "sealed secret `password`",
+        ),
+        (
+            "the first audit entry (the CAS's start) dated otherwise",
+            Box::new(|tx| {
+                let mut t = tx.open_table(AUDIT).unwrap();
+                let e = t.get(0).unwrap().unwrap().value().to_vec();
+                let e: serde_json::Value = serde_json::from_slice(&e).unwrap();
+                let mut e = e.as_object().unwrap().clone();
+                e.insert("time".into(), "2000-01-01T00:00:00Z".into());
+                t.insert(0, serde_json::to_vec(&e).unwrap().as_slice())
+                    .unwrap();
+            }),
+            "entry 0",
+        ),
+        (
+            "the last audit entry removed",
+            Box::new(|tx| {
+                let mut t = tx.open_table(AUDIT).unwrap();
+                let last = t.last().unwrap().unwrap().0.value();
+                t.remove(last).unwrap();
+            }),
+            "head records",
+        ),
+    ];
+    for (what, alter, expect) in cases {
+        let bad = d.path().join("altered.redb");
+        let _ = std::fs::remove_file(&bad);
+        altered(&backup, &bad, alter);
+        let db = c.new_database();
+        let e = restore_err(&bad, &c.options(&db), &key());
+        assert!(
+            e.contains("backup is damaged") && e.contains(expect),
+            "{what}: {e}"
+        );
+        assert_eq!(cas_tables(&c, &db), "", "{what}: something was written");
+    }
+
+    // The wrong master key: said so, nothing written.
+    let db = c.new_database();
+    let wrong = MasterKeySource::Hex(zeroize::Zeroizing::new("22".repeat(32)));
+    let e = restore_err(&backup, &c.options(&db), &wrong);
+    assert!(e.contains("master key does not match"), "{e}");
+    assert_eq!(cas_tables(&c, &db), "");
+    // Not a backup at all.
+    let junk = d.path().join("junk.redb");
+    std::fs::write(&junk, b"not a redb file, just text").unwrap();
+    let e = restore_err(&junk, &c.options(&db), &key());
+    assert!(e.contains("is not a Sigil CAS backup"), "{e}");
+    let e = restore_err(&d.path().join("missing.redb"), &c.options(&db), &key());
+    assert!(e.contains("cannot read the backup"), "{e}");
+    assert_eq!(cas_tables(&c, &db), "");
+
+    // A database holding only the empty tables (a CAS that never wrote)
+    // is empty: the restore goes through, and a second one is refused.
+    PostgresStore::connect(&c.options(&db), None).unwrap();
+    let r = sigil_cas::store::restore_postgres(&backup, &c.options(&db), &key()).unwrap();
+    assert_eq!((r.stats.sessions, r.stats.secrets), (2, 7));
+    let e = restore_err(&backup, &c.options(&db), &key());
+    assert!(e.contains("not empty"), "{e}");
+    assert_eq!(
+        c.psql(&db, "SELECT count(*) FROM sigil_cas_audit").trim(),
+        r.audit.entries.to_string()
+    );
+}
+
+/// `sigil audit verify --postgres-url`: the chain, the head and (with the
+/// key) its MAC, offline; a tampered row is named; nothing is written.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn offline_audit_verify_on_postgres() {
+    let Some(c) = postgres_support::shared() else {
+        return;
+    };
+    let db = c.new_database();
+    let d = tempfile::tempdir().unwrap();
+    let s = populated(&c, &db, d.path()).await;
+    let n = s.state.verify_audit().unwrap().entries;
+    // While the CAS runs: one snapshot, no false alarm.
+    let r = sigil_cas::store::verify_postgres(&c.options(&db), Some(&key())).unwrap();
+    assert_eq!(r.entries, n);
+    assert!(r.head_mac_checked);
+    s.shutdown().await;
+    let r = sigil_cas::store::verify_postgres(&c.options(&db), None).unwrap();
+    assert!(!r.head_mac_checked);
+    assert_eq!(r.entries, n);
+    // Another key: the head MAC fails.
+    let wrong = MasterKeySource::Hex(zeroize::Zeroizing::new("22".repeat(32)));
+    let e = sigil_cas::store::verify_postgres(&c.options(&db), Some(&wrong))
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("MAC"), "{e}");
+    // A tampered row is found and named.
+    c.psql(
+        &db,
+        "UPDATE sigil_cas_audit SET entry = convert_to(replace(convert_from(entry, 'UTF8'), 'session.update', 'session.create'), 'UTF8') WHERE idx = 3",
+    );
+    for k in [Some(key()), None] {
+        let e = sigil_cas::store::verify_postgres(&c.options(&db), k.as_ref())
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("entry 3"), "{e}");
+        assert!(!e.contains(PASSWORD), "{e}");
+    }
+    // A database without a store: said so, and no table is created.
+    let empty = c.new_database();
+    let e = sigil_cas::store::verify_postgres(&c.options(&empty), Some(&key()))
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("holds no Sigil CAS store"), "{e}");
+    assert!(!e.contains(PASSWORD), "{e}");
+    assert_eq!(cas_tables(&c, &empty), "");
+}
+
+/// pg_hba `cert`: the CAS, a backup, a restore and the offline audit
+/// check log in with a client certificate and no password; a missing,
+/// foreign or mismatched certificate and an exposed key file are refused,
+/// and no message shows the key.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn client_certificate_authentication() {
+    use std::os::unix::fs::PermissionsExt;
+    let Some(c) = postgres_support::shared() else {
+        return;
+    };
+    let db = c.new_database_of(CERT_ROLE);
+    let o = c.cert_options(&db, &c.client);
+    assert!(!o.url.contains(&format!("{CERT_ROLE}:")), "no password");
+    // A CAS on it, used over its API.
+    let d = tempfile::tempdir().unwrap();
+    let mut cfg = config(d.path());
+    cfg.store = StoreConfig::Postgres(o.clone());
+    let s = populated_with(cfg).await;
+    let fp = s.fingerprint;
+    s.shutdown().await;
+    // The tables are the certificate role's: it was the one logged in.
+    let owner = c.psql(
+        &db,
+        "SELECT tableowner FROM pg_tables WHERE tablename = 'sigil_cas_audit'",
+    );
+    assert_eq!(owner.trim(), CERT_ROLE);
+    // Backup, offline verification and a restore with the certificate.
+    let out = d.path().join("b.redb");
+    let stats = sigil_cas::backup_postgres(&o, &out).unwrap();
+    assert_eq!(stats.sessions, 2);
+    let r = sigil_cas::store::verify_postgres(&o, Some(&key())).unwrap();
+    assert!(r.head_mac_checked);
+    let target = c.new_database_of(CERT_ROLE);
+    let r = sigil_cas::store::restore_postgres(&out, &c.cert_options(&target, &c.client), &key())
+        .unwrap();
+    assert_eq!(r.stats, stats);
+    let mut cfg = config(tempfile::tempdir().unwrap().path());
+    cfg.store = StoreConfig::Postgres(c.cert_options(&target, &c.client));
+    let s = Server::start(cfg).await.unwrap();
+    assert_eq!(s.fingerprint, fp);
+    s.shutdown().await;
+
+    let key_pem = std::fs::read_to_string(&c.client.1).unwrap();
+    let body = key_pem.lines().nth(1).unwrap().to_string();
+    let refused = |o: &PostgresOptions| {
+        let e = PostgresStore::connect(o, None).unwrap_err().to_string();
+        assert!(
+            !e.contains(&body) && !e.contains("PRIVATE KEY"),
+            "key shown: {e}"
+        );
+        e
+    };
+    // No certificate: the server asks for one.
+    let mut none = o.clone();
+    none.client_cert = None;
+    none.client_key = None;
+    let e = refused(&none);
+    assert!(e.contains("certificate"), "{e}");
+    // A certificate from a CA the server does not trust for clients.
+    let e = refused(&c.cert_options(&db, &c.rogue_client));
+    assert!(e.contains("certificate") || e.contains("UnknownCA"), "{e}");
+    // The certificate with another key.
+    let e = refused(&c.cert_options(&db, &(c.client.0.clone(), c.rogue_client.1.clone())));
+    assert!(e.contains("does not belong to the certificate"), "{e}");
+    // Half a pair.
+    let mut half = o.clone();
+    half.client_key = None;
+    let e = refused(&half);
+    assert!(e.contains("--postgres-client-key"), "{e}");
+    // A key file others may read, like libpq: refused, naming the fix.
+    let dir = tempfile::tempdir().unwrap();
+    let open_key = dir.path().join("open.key");
+    std::fs::copy(&c.client.1, &open_key).unwrap();
+    std::fs::set_permissions(&open_key, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let e = refused(&c.cert_options(&db, &(c.client.0.clone(), open_key.clone())));
+    assert!(e.contains("mode 644") && e.contains("chmod 600"), "{e}");
+    // 0600 is fine; so is 0640 for a file root owns (a Kubernetes Secret
+    // volume with fsGroup), but not for one of another user.
+    // SAFETY: geteuid has no preconditions.
+    let root = unsafe { libc::geteuid() } == 0;
+    let with_key = c.cert_options(&db, &(c.client.0.clone(), open_key.clone()));
+    std::fs::set_permissions(&open_key, std::fs::Permissions::from_mode(0o600)).unwrap();
+    PostgresStore::connect(&with_key, None).unwrap();
+    std::fs::set_permissions(&open_key, std::fs::Permissions::from_mode(0o640)).unwrap();
+    if root {
+        PostgresStore::connect(&with_key, None).unwrap();
+    } else {
+        assert!(refused(&with_key).contains("mode 640"));
+    }
+    // Not a key: the content is not quoted.
+    let junk = dir.path().join("junk.key");
+    std::fs::write(&junk, key_pem.replace("PRIVATE KEY", "SOMETHING")).unwrap();
+    std::fs::set_permissions(&junk, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let e = refused(&c.cert_options(&db, &(c.client.0.clone(), junk)));
+    assert!(e.contains("holds no PEM private key"), "{e}");
+    // The password role cannot use the certificate role's rule, and the
+    // certificate role has no password to fall back on.
+    let mut pw = c.options(&db);
+    pw.url = zeroize::Zeroizing::new(pw.url.replace("sigil:", &format!("{CERT_ROLE}:")));
+    let e = refused(&pw);
+    assert!(e.contains("certificate"), "{e}");
 }

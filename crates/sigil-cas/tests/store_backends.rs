@@ -91,6 +91,10 @@ on_every_backend!(
     concurrent_updates_have_one_winner_per_version,
 );
 
+// The migration path into PostgreSQL, from a backup of either backend.
+#[cfg(feature = "postgres")]
+on_every_backend!(backup_restores_into_an_empty_postgres_database);
+
 fn status(e: &ClientError) -> u16 {
     match e {
         ClientError::Api { status, .. } => *status,
@@ -290,31 +294,81 @@ async fn restart_keeps_sessions_secrets_identity_and_audit(b: Backend) {
     s.shutdown().await;
 }
 
-async fn backup_restores_into_a_redb_data_dir(b: Backend) {
-    let d = tempfile::tempdir().unwrap();
-    let s = b.start(d.path()).await;
+/// A CAS on a backend with two sessions of alice's (`shop`, whose workload
+/// attested, and `other`), backed up into `DIR/backup.redb`; still running.
+struct BackedUp {
+    alice: sigil_client::Identity,
+    shop: String,
+    released: AttestAccepted,
+    out: std::path::PathBuf,
+    stats: sigil_cas::BackupStats,
+    log: Vec<sigil_client::AuditEntry>,
+}
+
+async fn backed_up(b: &Backend, dir: &Path, other_yaml: &str) -> (RunningServer, BackedUp) {
+    let s = b.start(dir).await;
     let alice = id("alice");
-    let v1 = s
+    let shop = s
         .state
         .create_session(&alice.fingerprint(), &attested_yaml(None, "1", 20))
-        .unwrap();
+        .unwrap()
+        .hash;
     let c = client(&s, Some(&alice)).await;
-    let pol = policy("CREATOR", "CREATOR", "CREATOR");
-    c.create_session(&simple_yaml("other", &pol)).await.unwrap();
+    c.create_session(other_yaml).await.unwrap();
     let released = attest(&s).await;
-    let out = d.path().join("backup.redb");
+    let out = dir.join("backup.redb");
     let (st, o) = (s.state.clone(), out.clone());
     let stats = tokio::task::spawn_blocking(move || st.store.backup_to(&o))
         .await
         .unwrap()
         .unwrap();
+    let log = c.audit().await.unwrap();
     assert_eq!(stats.sessions, 2);
-    assert_eq!(stats.secrets, 4);
-    let audit_len = s.state.verify_audit().unwrap().entries;
-    assert_eq!(stats.audit_entries, audit_len);
+    assert_eq!(stats.audit_entries, log.len() as u64);
+    let k = BackedUp {
+        alice,
+        shop,
+        released,
+        out,
+        stats,
+        log,
+    };
+    (s, k)
+}
+
+/// The restored CAS `s` serves what `b` held: identity, sessions, the
+/// secrets released to the workload, and the audit chain, continued.
+async fn serves_the_backup(s: &RunningServer, b: &BackedUp, fp: sigil_client::Fingerprint) {
+    assert_eq!(
+        s.fingerprint, fp,
+        "the CAS identity travels with the backup"
+    );
+    let c = client(s, Some(&b.alice)).await;
+    assert_eq!(c.get_session("shop").await.unwrap().hash, b.shop);
+    c.get_session("other").await.unwrap();
+    let again = attest(s).await;
+    for var in ["PASSWORD", "TLS_CERT"] {
+        assert_eq!(
+            again.service.environment[var],
+            b.released.service.environment[var]
+        );
+    }
+    let after = c.audit().await.unwrap();
+    assert_eq!(after[..b.log.len()], b.log[..]);
+    assert_eq!(after[b.log.len()].action, "cas.start");
+    assert_eq!(after[b.log.len()].prev, b.log[b.log.len() - 1].hash);
+    let v = s.state.verify_audit().unwrap();
+    assert!(v.head_mac_checked);
+}
+
+async fn backup_restores_into_a_redb_data_dir(b: Backend) {
+    let d = tempfile::tempdir().unwrap();
+    let pol = policy("CREATOR", "CREATOR", "CREATOR");
+    let (s, k) = backed_up(&b, d.path(), &simple_yaml("other", &pol)).await;
+    assert_eq!(k.stats.secrets, 4);
     let fp = s.fingerprint;
     // A second backup to the same file is refused, the first is intact.
-    let (st, o) = (s.state.clone(), out.clone());
+    let (st, o) = (s.state.clone(), k.out.clone());
     let again = tokio::task::spawn_blocking(move || st.store.backup_to(&o))
         .await
         .unwrap();
@@ -323,19 +377,61 @@ async fn backup_restores_into_a_redb_data_dir(b: Backend) {
 
     let restored = tempfile::tempdir().unwrap();
     let dir = restored.path().join("cas");
-    let r = sigil_cas::restore(&out, &dir, Some(&key())).unwrap();
-    assert_eq!(r.entries, audit_len);
+    let r = sigil_cas::restore(&k.out, &dir, Some(&key())).unwrap();
+    assert_eq!(r.entries, k.stats.audit_entries);
     assert!(r.head_mac_checked);
     let s = common::start(&dir).await;
-    assert_eq!(s.fingerprint, fp);
-    let c = client(&s, Some(&alice)).await;
-    assert_eq!(c.get_session("shop").await.unwrap().hash, v1.hash);
-    c.get_session("other").await.unwrap();
-    let again = attest(&s).await;
+    serves_the_backup(&s, &k, fp).await;
+    s.shutdown().await;
+}
+
+/// A backup of this backend restored into a new PostgreSQL database
+/// (`sigil cas restore BACKUP --postgres-url`), then served from there by
+/// a CAS with the same master key.
+#[cfg(feature = "postgres")]
+async fn backup_restores_into_an_empty_postgres_database(b: Backend) {
+    let Some(cluster) = postgres_support::shared() else {
+        return;
+    };
+    let d = tempfile::tempdir().unwrap();
+    let pol = policy("CREATOR", "CREATOR", "CREATOR");
+    let (s, k) = backed_up(&b, d.path(), &app_yaml("other", &pol, "info")).await;
+    let fp = s.fingerprint;
+    s.shutdown().await;
+    let backup_bytes = std::fs::read(&k.out).unwrap();
+
+    let db = cluster.new_database();
+    let (o, p) = (cluster.options(&db), k.out.clone());
+    let r = tokio::task::spawn_blocking(move || sigil_cas::store::restore_postgres(&p, &o, &key()))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(r.stats, k.stats);
+    assert_eq!(r.stats.secrets, 9);
+    assert_eq!(r.audit.entries, k.stats.audit_entries);
+    assert!(r.audit.head_mac_checked);
     assert_eq!(
-        again.service.environment["PASSWORD"],
-        released.service.environment["PASSWORD"]
+        std::fs::read(&k.out).unwrap(),
+        backup_bytes,
+        "the backup was changed"
     );
+    let rows = cluster.psql(&db, "SELECT count(*) FROM sigil_cas_secrets");
+    assert_eq!(rows.trim(), "9");
+
+    let pg = Backend::Postgres {
+        cluster: cluster.clone(),
+        db,
+    };
+    let d2 = tempfile::tempdir().unwrap();
+    let s = pg.start(d2.path()).await;
+    serves_the_backup(&s, &k, fp).await;
+    // Another identity is still refused by the restored access policy.
+    let e = client(&s, Some(&id("mallory")))
+        .await
+        .get_session("other")
+        .await
+        .unwrap_err();
+    assert_eq!(status(&e), 403);
     s.shutdown().await;
 }
 

@@ -21,10 +21,12 @@ use zeroize::Zeroizing;
 use crate::seal::MasterKey;
 use crate::CasError;
 
+mod migrate;
 #[cfg(feature = "postgres")]
 mod postgres;
 mod redb;
 
+pub use self::migrate::{restore_postgres, verify_postgres, RestoreReport};
 #[cfg(feature = "postgres")]
 pub use self::postgres::PostgresStore;
 pub use self::redb::RedbStore;
@@ -57,6 +59,13 @@ pub struct PostgresOptions {
     /// PEM file of the CA certificate(s) the server's certificate must chain
     /// to; without it, the Mozilla roots (webpki-roots).
     pub ca_file: Option<PathBuf>,
+    /// PEM certificate (chain) to authenticate with to the server (pg_hba
+    /// `cert`), with [`Self::client_key`].
+    pub client_cert: Option<PathBuf>,
+    /// PEM private key of [`Self::client_cert`]: mode 0600 and owned by
+    /// this user, or 0640 and owned by root (as libpq requires). Never
+    /// read into a message.
+    pub client_key: Option<PathBuf>,
     /// Most connections each CAS process opens.
     pub pool_size: usize,
 }
@@ -67,6 +76,8 @@ impl PostgresOptions {
         PostgresOptions {
             url: Zeroizing::new(url.into()),
             ca_file: None,
+            client_cert: None,
+            client_key: None,
             pool_size: 8,
         }
     }
@@ -83,6 +94,8 @@ impl std::fmt::Debug for PostgresOptions {
         f.debug_struct("PostgresOptions")
             .field("url", &self.redacted_url())
             .field("ca_file", &self.ca_file)
+            .field("client_cert", &self.client_cert)
+            .field("client_key", &self.client_key)
             .field("pool_size", &self.pool_size)
             .finish()
     }

@@ -21,7 +21,7 @@ use tokio_postgres::error::SqlState;
 use tokio_postgres::types::FromSql;
 use tokio_postgres::{Client, IsolationLevel, Row, Transaction};
 
-use super::redb::{secret_key, BackupTable, BackupWriter};
+use super::redb::{secret_key, split_secret_key, BackupTable, BackupWriter, RedbStore};
 use super::{
     check_len, expect_holds, next_entry, parse_entry, parse_head, parse_record, record_bytes,
     redact_url, AuditDraft, AuditHead, AuditReport, BackupStats, ChainCheck, Change, CommitError,
@@ -370,7 +370,7 @@ fn parse_url(url: &str) -> Result<(tokio_postgres::Config, SslMode), CasError> {
             }
             "sslrootcert" | "sslcert" | "sslkey" | "sslcrl" | "sslpassword" => {
                 return Err(CasError::Config(format!(
-                    "`{k}` is not taken from the URL; give the server's CA with --postgres-ca-file"
+                    "`{k}` is not taken from the URL; give the server's CA with --postgres-ca-file and a client certificate with --postgres-client-cert and --postgres-client-key"
                 )))
             }
             _ => kept.push(kv),
@@ -410,12 +410,41 @@ fn parse_url(url: &str) -> Result<(tokio_postgres::Config, SslMode), CasError> {
     Ok((cfg, if tcp { mode } else { SslMode::Disable }))
 }
 
+/// What opening a store does with the tables.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub(crate) enum Schema {
+    /// Checks the version, or creates the tables if there are none.
+    Create,
+    /// Checks the version; a database without the tables is an error and
+    /// nothing is created (read-only tools such as `sigil audit verify`).
+    Existing,
+    /// Nothing yet: a restore creates them in its own transaction.
+    Later,
+}
+
 impl PostgresStore {
     /// Connects (checking the server now), then checks the schema version
     /// or creates the tables on first start. `key` is needed for writes.
     pub fn connect(
         opts: &PostgresOptions,
         key: Option<Arc<MasterKey>>,
+    ) -> Result<PostgresStore, CasError> {
+        Self::open(opts, key, Schema::Create)
+    }
+
+    /// Connects to a database that must already hold a CAS store (of this
+    /// schema version); writes nothing.
+    pub fn connect_existing(
+        opts: &PostgresOptions,
+        key: Option<Arc<MasterKey>>,
+    ) -> Result<PostgresStore, CasError> {
+        Self::open(opts, key, Schema::Existing)
+    }
+
+    pub(crate) fn open(
+        opts: &PostgresOptions,
+        key: Option<Arc<MasterKey>>,
+        schema: Schema,
     ) -> Result<PostgresStore, CasError> {
         let (cfg, mode) = parse_url(&opts.url)?;
         let target = format!("at {}", redact_url(&opts.url));
@@ -428,7 +457,7 @@ impl PostgresStore {
             ),
             _ => {}
         }
-        let tls = tls::MakeRustls::new(mode, opts.ca_file.as_deref())?;
+        let tls = tls::MakeRustls::new(mode, opts)?;
         let rt = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
             .thread_name("sigil-cas-pg")
@@ -448,9 +477,13 @@ impl PostgresStore {
             pool,
             key,
         };
-        store.run(OP_TIMEOUT, |pool| async move {
-            attempt!(pool, |c| init_schema(c.client()?).await)
-        })?;
+        if schema != Schema::Later {
+            let create = schema == Schema::Create;
+            store.run(OP_TIMEOUT, |pool| async move {
+                attempt!(pool, |c| init_schema(c.client()?, create, &pool.target)
+                    .await)
+            })?;
+        }
         Ok(store)
     }
 
@@ -473,28 +506,34 @@ impl PostgresStore {
                     .read_only(true)
                     .start()
                     .await?;
-                let head = meta_in(&tx, AUDIT_HEAD)
-                    .await?
-                    .map(|v| parse_head(&v))
-                    .transpose()?;
-                let mut check = ChainCheck::new();
-                loop {
-                    let want = check.want(head.as_ref());
-                    if want == 0 {
-                        break;
-                    }
-                    let batch = range_in(&tx, check.count(), want).await?;
-                    if batch.is_empty() {
-                        break;
-                    }
-                    check.feed(&batch)?;
-                }
-                let len = len_in(&tx).await?;
+                let r = verify_in(&tx, key).await?;
                 tx.commit().await?;
-                Ok::<_, PgError>((check.finish(head.as_ref(), key)?, len))
+                Ok::<_, PgError>(r)
             })
         })?;
         check_len(report, len)
+    }
+
+    /// Writes a verified backup (`src`, with the counts `expect`) into
+    /// this database, which must hold no CAS data yet: one transaction
+    /// (see `restore_in`). Opened with [`Schema::Later`] and the key.
+    pub(crate) fn restore_from(
+        &self,
+        src: &RedbStore,
+        expect: &BackupStats,
+    ) -> Result<AuditReport, CasError> {
+        let key = self.key()?;
+        self.run(BACKUP_TIMEOUT, |pool| async move {
+            // Not retried: a second attempt after an unknown outcome would
+            // find the first one's rows and refuse.
+            let mut c = pool.get().await?;
+            let r = restore_in(c.client()?, &pool.target, src, key, expect).await;
+            c.usable = match &r {
+                Ok(_) => true,
+                Err(e) => e.connection_usable(),
+            };
+            r
+        })
     }
 
     fn key(&self) -> Result<&MasterKey, CasError> {
@@ -528,16 +567,36 @@ impl PostgresStore {
     }
 }
 
-async fn init_schema(c: &mut Client) -> Result<(), PgError> {
+async fn init_schema(c: &mut Client, create: bool, target: &str) -> Result<(), PgError> {
     let tx = c.transaction().await?;
+    ensure_schema(&tx, create, target).await?;
+    tx.commit().await?;
+    Ok(())
+}
+
+/// Checks the schema version (creating the tables if `create` and there
+/// are none) under the advisory lock, inside the caller's transaction.
+async fn ensure_schema(tx: &Transaction<'_>, create: bool, target: &str) -> Result<(), PgError> {
     tx.execute("SELECT pg_advisory_xact_lock($1)", &[&SCHEMA_LOCK])
         .await?;
-    tx.batch_execute(
-        "CREATE TABLE IF NOT EXISTS sigil_cas_schema (
-            id smallint PRIMARY KEY CHECK (id = 1),
-            version integer NOT NULL)",
-    )
-    .await?;
+    if create {
+        tx.batch_execute(
+            "CREATE TABLE IF NOT EXISTS sigil_cas_schema (
+                id smallint PRIMARY KEY CHECK (id = 1),
+                version integer NOT NULL)",
+        )
+        .await?;
+    } else {
+        let r = tx
+            .query_one("SELECT to_regclass('sigil_cas_schema') IS NOT NULL", &[])
+            .await?;
+        if !col::<bool>(&r, 0)? {
+            return Err(CasError::Store(format!(
+                "PostgreSQL {target} holds no Sigil CAS store (no table sigil_cas_schema in its search_path)"
+            ))
+            .into());
+        }
+    }
     let version: Option<i32> = match tx
         .query_opt("SELECT version FROM sigil_cas_schema WHERE id = 1", &[])
         .await?
@@ -546,7 +605,7 @@ async fn init_schema(c: &mut Client) -> Result<(), PgError> {
         None => None,
     };
     match version {
-        None => {
+        None if create => {
             tx.batch_execute(SCHEMA_V1).await?;
             tx.execute(
                 "INSERT INTO sigil_cas_schema (id, version) VALUES (1, $1)",
@@ -559,6 +618,12 @@ async fn init_schema(c: &mut Client) -> Result<(), PgError> {
             )
             .await?;
         }
+        None => {
+            return Err(CasError::Store(format!(
+                "PostgreSQL {target}: the Sigil CAS schema table is empty (a store never completed)"
+            ))
+            .into())
+        }
         Some(SCHEMA_VERSION) => {}
         Some(v) => {
             return Err(CasError::Store(format!(
@@ -567,11 +632,150 @@ async fn init_schema(c: &mut Client) -> Result<(), PgError> {
             .into())
         }
     }
-    if meta_in(&tx, FORMAT).await?.as_deref() != Some(FORMAT_VERSION) {
+    if meta_in(tx, FORMAT).await?.as_deref() != Some(FORMAT_VERSION) {
         return Err(CasError::Store("the database has an unknown store format".into()).into());
     }
-    tx.commit().await?;
     Ok(())
+}
+
+/// The audit chain, its head and (with the key) the head MAC, read in the
+/// caller's transaction, and the number of rows of the log.
+async fn verify_in(
+    tx: &Transaction<'_>,
+    key: Option<&MasterKey>,
+) -> Result<(AuditReport, u64), PgError> {
+    let head = meta_in(tx, AUDIT_HEAD)
+        .await?
+        .map(|v| parse_head(&v))
+        .transpose()?;
+    let mut check = ChainCheck::new();
+    loop {
+        let want = check.want(head.as_ref());
+        if want == 0 {
+            break;
+        }
+        let batch = range_in(tx, check.count(), want).await?;
+        if batch.is_empty() {
+            break;
+        }
+        check.feed(&batch)?;
+    }
+    let len = len_in(tx).await?;
+    Ok((check.finish(head.as_ref(), key)?, len))
+}
+
+/// Rows inserted per statement by a restore.
+const RESTORE_ROWS: usize = 512;
+
+/// Inserts `(text, bytea)` rows with one statement per batch.
+async fn insert_pairs(
+    tx: &Transaction<'_>,
+    table: &str,
+    columns: &str,
+    rows: &[(&str, &[u8])],
+) -> Result<(), PgError> {
+    let sql =
+        format!("INSERT INTO {table} ({columns}) SELECT * FROM unnest($1::text[], $2::bytea[])");
+    for chunk in rows.chunks(RESTORE_ROWS) {
+        let (k, v): (Vec<&str>, Vec<&[u8]>) = chunk.iter().copied().unzip();
+        tx.execute(sql.as_str(), &[&k, &v]).await?;
+    }
+    Ok(())
+}
+
+/// One restore: schema (created if absent), the emptiness check, every
+/// row of the backup, and the audit chain read back and verified with the
+/// key, in one transaction, so a refused or failed restore writes nothing.
+async fn restore_in(
+    c: &mut Client,
+    target: &str,
+    src: &RedbStore,
+    key: &MasterKey,
+    expect: &BackupStats,
+) -> Result<AuditReport, PgError> {
+    let tx = c.transaction().await?;
+    ensure_schema(&tx, true, target).await?;
+    // No CAS may write meanwhile (one starting waits on the advisory lock).
+    tx.batch_execute(
+        "LOCK TABLE sigil_cas_sessions, sigil_cas_secrets, sigil_cas_audit, sigil_cas_meta IN EXCLUSIVE MODE",
+    )
+    .await?;
+    let r = tx
+        .query_one(
+            "SELECT (SELECT count(*) FROM sigil_cas_sessions), (SELECT count(*) FROM sigil_cas_secrets),
+                    (SELECT count(*) FROM sigil_cas_audit), (SELECT count(*) FROM sigil_cas_meta WHERE key <> $1)",
+            &[&FORMAT],
+        )
+        .await?;
+    let held: [i64; 4] = [col(&r, 0)?, col(&r, 1)?, col(&r, 2)?, col(&r, 3)?];
+    if held.iter().any(|n| *n != 0) {
+        return Err(CasError::Config(format!(
+            "PostgreSQL {target} is not empty: it holds a CAS store ({} sessions, {} secrets, {} audit entries, {} meta values); a backup is restored only into an empty database (a new database, or a new schema chosen with options=-csearch_path%3DNAME in the URL); nothing was written",
+            held[0], held[1], held[2], held[3]
+        ))
+        .into());
+    }
+    let sessions = src.raw_rows(BackupTable::Sessions)?;
+    let rows: Vec<(&str, &[u8])> = sessions.iter().map(|(k, v)| (k.as_str(), &v[..])).collect();
+    insert_pairs(&tx, "sigil_cas_sessions", "name, record", &rows).await?;
+    let meta = src.raw_rows(BackupTable::Meta)?;
+    let rows: Vec<(&str, &[u8])> = meta
+        .iter()
+        .filter(|(k, _)| k != FORMAT)
+        .map(|(k, v)| (k.as_str(), &v[..]))
+        .collect();
+    insert_pairs(&tx, "sigil_cas_meta", "key, value", &rows).await?;
+    let secrets = src.raw_rows(BackupTable::Secrets)?;
+    for chunk in secrets.chunks(RESTORE_ROWS) {
+        let mut cols: (Vec<&str>, Vec<&str>, Vec<&[u8]>) = Default::default();
+        for (k, v) in chunk {
+            let (session, name) = split_secret_key(k)?;
+            cols.0.push(session);
+            cols.1.push(name);
+            cols.2.push(v);
+        }
+        tx.execute(
+            "INSERT INTO sigil_cas_secrets (session, name, blob)
+             SELECT * FROM unnest($1::text[], $2::text[], $3::bytea[])",
+            &[&cols.0, &cols.1, &cols.2],
+        )
+        .await?;
+    }
+    let mut from = 0u64;
+    loop {
+        let rows = src.raw_audit(from, BATCH as u64)?;
+        let Some((last, _)) = rows.last() else { break };
+        from = last.saturating_add(1);
+        let (idx, entries): (Vec<i64>, Vec<&[u8]>) =
+            rows.iter().map(|(i, e)| (sql_index(*i), &e[..])).unzip();
+        tx.execute(
+            "INSERT INTO sigil_cas_audit (idx, entry) SELECT * FROM unnest($1::bigint[], $2::bytea[])",
+            &[&idx, &entries],
+        )
+        .await?;
+    }
+    // Read back: what is committed verifies, with the key, as the backup did.
+    let (report, len) = verify_in(&tx, Some(key)).await?;
+    let report = check_len(report, len)?;
+    let r = tx
+        .query_one(
+            "SELECT (SELECT count(*) FROM sigil_cas_sessions), (SELECT count(*) FROM sigil_cas_secrets)",
+            &[],
+        )
+        .await?;
+    let (n_sessions, n_secrets): (i64, i64) = (col(&r, 0)?, col(&r, 1)?);
+    if u64::try_from(n_sessions).ok() != Some(expect.sessions)
+        || u64::try_from(n_secrets).ok() != Some(expect.secrets)
+        || report.entries != expect.audit_entries
+    {
+        return Err(CasError::Internal(format!(
+            "restore read back {n_sessions} sessions, {n_secrets} secrets and {} audit entries instead of {}, {} and {}; nothing was written",
+            report.entries, expect.sessions, expect.secrets, expect.audit_entries
+        ))
+        .into());
+    }
+    commit_write(tx).await?;
+    Ok(report)
 }
 
 async fn meta_in(
@@ -931,17 +1135,77 @@ mod tls {
     use std::sync::Arc;
     use std::task::{Context, Poll};
 
-    use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+    use rustls::client::danger::{ServerCertVerified, ServerCertVerifier};
     use rustls::client::WebPkiServerVerifier;
-    use rustls::crypto::{verify_tls12_signature, verify_tls13_signature, CryptoProvider};
+    use rustls::crypto::CryptoProvider;
     use rustls::pki_types::pem::PemObject;
-    use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
-    use rustls::{CertificateError, DigitallySignedStruct, RootCertStore, SignatureScheme};
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
+    use rustls::{CertificateError, RootCertStore};
     use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
     use tokio_postgres::tls::{ChannelBinding, MakeTlsConnect, TlsConnect, TlsStream};
+    use zeroize::Zeroizing;
 
     use super::{SslMode, MAX_CA_FILE};
+    use crate::store::PostgresOptions;
     use crate::CasError;
+
+    /// Largest client key file read.
+    const MAX_KEY_FILE: u64 = 64 * 1024;
+
+    /// The client certificate chain (PEM, leaf first).
+    fn client_chain(p: &Path) -> Result<Vec<CertificateDer<'static>>, CasError> {
+        let bad = |why: String| {
+            CasError::Config(format!(
+                "PostgreSQL client certificate {}: {why}",
+                p.display()
+            ))
+        };
+        let meta = std::fs::metadata(p).map_err(|e| bad(e.to_string()))?;
+        if meta.len() > MAX_CA_FILE {
+            return Err(bad(format!("larger than {MAX_CA_FILE} bytes")));
+        }
+        let pem = std::fs::read(p).map_err(|e| bad(e.to_string()))?;
+        let chain = CertificateDer::pem_slice_iter(&pem)
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| bad(format!("not PEM certificates ({e})")))?;
+        if chain.is_empty() {
+            return Err(bad("holds no certificate".into()));
+        }
+        Ok(chain)
+    }
+
+    /// The client private key (PEM: PKCS#8, PKCS#1 or SEC1). As libpq
+    /// requires, the file is owned by this user with no access for group
+    /// or others, or owned by root with at most group read (a Kubernetes
+    /// Secret volume with `fsGroup`). Nothing of its content is ever put
+    /// in a message.
+    fn client_key(p: &Path) -> Result<PrivateKeyDer<'static>, CasError> {
+        use std::os::unix::fs::MetadataExt;
+        let bad =
+            |why: String| CasError::Config(format!("PostgreSQL client key {}: {why}", p.display()));
+        let meta = std::fs::metadata(p).map_err(|e| bad(e.to_string()))?;
+        let mode = meta.mode() & 0o777;
+        // SAFETY: geteuid has no preconditions.
+        let me = unsafe { libc::geteuid() };
+        let private = match meta.uid() {
+            0 => mode & 0o037 == 0,
+            owner => owner == me && mode & 0o077 == 0,
+        };
+        if !private {
+            return Err(bad(format!(
+                "mode {mode:o}, owner uid {}: it must be owned by this user with mode 0600 (or by root with mode 0640 at most); run `chmod 600 {}`",
+                meta.uid(),
+                p.display()
+            )));
+        }
+        if meta.len() > MAX_KEY_FILE {
+            return Err(bad(format!("larger than {MAX_KEY_FILE} bytes")));
+        }
+        let pem = Zeroizing::new(std::fs::read(p).map_err(|e| bad(e.to_string()))?);
+        // The parser's error could quote a line of the file: not shown.
+        PrivateKeyDer::from_pem_slice(&pem)
+            .map_err(|_| bad("holds no PEM private key (PKCS#8, PKCS#1 or SEC1)".into()))
+    }
 
     fn roots(ca_file: Option<&Path>) -> Result<RootCertStore, CasError> {
         let mut roots = RootCertStore::empty();
@@ -968,15 +1232,17 @@ mod tls {
         Ok(roots)
     }
 
-    /// `verify-ca`: the chain must verify, the name is not checked.
+    /// `verify-ca`, and `require` with a CA file: the chain must verify,
+    /// the name is not checked. `require` without a CA file (`webpki`
+    /// absent): the certificate is not checked, encryption only (as libpq
+    /// does). The handshake signature is checked either way.
     #[derive(Debug)]
-    struct AnyName(Arc<WebPkiServerVerifier>);
+    struct ChainOnly {
+        webpki: Option<Arc<WebPkiServerVerifier>>,
+        provider: Arc<CryptoProvider>,
+    }
 
-    /// `require` without a CA file: encryption only (as libpq does).
-    #[derive(Debug)]
-    struct Unverified(Arc<CryptoProvider>);
-
-    impl ServerCertVerifier for AnyName {
+    impl ServerCertVerifier for ChainOnly {
         fn verify_server_cert(
             &self,
             end_entity: &CertificateDer<'_>,
@@ -985,12 +1251,12 @@ mod tls {
             ocsp: &[u8],
             now: UnixTime,
         ) -> Result<ServerCertVerified, rustls::Error> {
+            let Some(webpki) = &self.webpki else {
+                return Ok(ServerCertVerified::assertion());
+            };
             // webpki checks the chain first, the name last: a name error
             // means the chain verified.
-            match self
-                .0
-                .verify_server_cert(end_entity, intermediates, server_name, ocsp, now)
-            {
+            match webpki.verify_server_cert(end_entity, intermediates, server_name, ocsp, now) {
                 Err(rustls::Error::InvalidCertificate(
                     CertificateError::NotValidForName
                     | CertificateError::NotValidForNameContext { .. },
@@ -999,72 +1265,8 @@ mod tls {
             }
         }
 
-        fn verify_tls12_signature(
-            &self,
-            message: &[u8],
-            cert: &CertificateDer<'_>,
-            dss: &DigitallySignedStruct,
-        ) -> Result<HandshakeSignatureValid, rustls::Error> {
-            self.0.verify_tls12_signature(message, cert, dss)
-        }
-
-        fn verify_tls13_signature(
-            &self,
-            message: &[u8],
-            cert: &CertificateDer<'_>,
-            dss: &DigitallySignedStruct,
-        ) -> Result<HandshakeSignatureValid, rustls::Error> {
-            self.0.verify_tls13_signature(message, cert, dss)
-        }
-
-        fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-            self.0.supported_verify_schemes()
-        }
-    }
-
-    impl ServerCertVerifier for Unverified {
-        fn verify_server_cert(
-            &self,
-            _end_entity: &CertificateDer<'_>,
-            _intermediates: &[CertificateDer<'_>],
-            _server_name: &ServerName<'_>,
-            _ocsp: &[u8],
-            _now: UnixTime,
-        ) -> Result<ServerCertVerified, rustls::Error> {
-            Ok(ServerCertVerified::assertion())
-        }
-
-        fn verify_tls12_signature(
-            &self,
-            message: &[u8],
-            cert: &CertificateDer<'_>,
-            dss: &DigitallySignedStruct,
-        ) -> Result<HandshakeSignatureValid, rustls::Error> {
-            verify_tls12_signature(
-                message,
-                cert,
-                dss,
-                &self.0.signature_verification_algorithms,
-            )
-        }
-
-        fn verify_tls13_signature(
-            &self,
-            message: &[u8],
-            cert: &CertificateDer<'_>,
-            dss: &DigitallySignedStruct,
-        ) -> Result<HandshakeSignatureValid, rustls::Error> {
-            verify_tls13_signature(
-                message,
-                cert,
-                dss,
-                &self.0.signature_verification_algorithms,
-            )
-        }
-
-        fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-            self.0.signature_verification_algorithms.supported_schemes()
-        }
+        // The same algorithms the webpki verifier was built with.
+        sigil_client::provider_signature_checks!(provider);
     }
 
     /// Makes rustls connections for tokio-postgres.
@@ -1072,7 +1274,8 @@ mod tls {
     pub(super) struct MakeRustls(Arc<rustls::ClientConfig>);
 
     impl MakeRustls {
-        pub(super) fn new(mode: SslMode, ca_file: Option<&Path>) -> Result<MakeRustls, CasError> {
+        pub(super) fn new(mode: SslMode, opts: &PostgresOptions) -> Result<MakeRustls, CasError> {
+            let ca_file = opts.ca_file.as_deref();
             let p = sigil_client::tls::provider();
             let builder = rustls::ClientConfig::builder_with_provider(p.clone())
                 .with_safe_default_protocol_versions()
@@ -1084,15 +1287,41 @@ mod tls {
             };
             let verifier: Arc<dyn ServerCertVerifier> = match (mode, ca_file) {
                 (SslMode::VerifyFull | SslMode::Disable, _) => webpki(roots(ca_file)?)?,
-                (SslMode::VerifyCa, _) | (SslMode::Require, Some(_)) => {
-                    Arc::new(AnyName(webpki(roots(ca_file)?)?))
-                }
-                (SslMode::Require, None) => Arc::new(Unverified(p.clone())),
+                (SslMode::VerifyCa, _) | (SslMode::Require, Some(_)) => Arc::new(ChainOnly {
+                    webpki: Some(webpki(roots(ca_file)?)?),
+                    provider: p.clone(),
+                }),
+                (SslMode::Require, None) => Arc::new(ChainOnly {
+                    webpki: None,
+                    provider: p.clone(),
+                }),
             };
-            let mut cfg = builder
+            let builder = builder
                 .dangerous()
-                .with_custom_certificate_verifier(verifier)
-                .with_no_client_auth();
+                .with_custom_certificate_verifier(verifier);
+            let mut cfg = match (&opts.client_cert, &opts.client_key) {
+                (Some(cert), Some(key)) => builder
+                    .with_client_auth_cert(client_chain(cert)?, client_key(key)?)
+                    .map_err(|e| {
+                        let why = match e {
+                            rustls::Error::InconsistentKeys(_) => {
+                                "the key does not belong to the certificate".to_string()
+                            }
+                            e => e.to_string(),
+                        };
+                        CasError::Config(format!(
+                            "PostgreSQL client certificate {} and key {}: {why}",
+                            cert.display(),
+                            key.display()
+                        ))
+                    })?,
+                (None, None) => builder.with_no_client_auth(),
+                _ => {
+                    return Err(CasError::Config(
+                        "a PostgreSQL client certificate needs its key and the key its certificate: give both --postgres-client-cert and --postgres-client-key".into(),
+                    ))
+                }
+            };
             // PostgreSQL 17's direct TLS wants this ALPN; older servers ignore it.
             cfg.alpn_protocols = vec![b"postgresql".to_vec()];
             Ok(MakeRustls(Arc::new(cfg)))

@@ -37,6 +37,15 @@ pub(crate) fn secret_key(session: &str, secret: &str) -> String {
     format!("{session}\u{0}{secret}")
 }
 
+/// The session and secret names of a key of the `secrets` table.
+pub(crate) fn split_secret_key(key: &str) -> Result<(&str, &str), CasError> {
+    key.split_once('\u{0}').ok_or_else(|| {
+        CasError::Integrity(format!(
+            "the secrets table has a malformed key {key:?} (no session/secret separator)"
+        ))
+    })
+}
+
 fn secret_range(session: &str) -> (String, String) {
     (format!("{session}\u{0}"), format!("{session}\u{1}"))
 }
@@ -85,6 +94,32 @@ impl RedbStore {
         self.key
             .as_deref()
             .ok_or_else(|| CasError::Config("the store is open without the master key".into()))
+    }
+
+    /// Every row of a text-keyed table (sessions, secrets, meta) as
+    /// stored, in key order: what a restore copies.
+    pub(crate) fn raw_rows(&self, table: BackupTable) -> Result<Vec<(String, Vec<u8>)>, CasError> {
+        let tx = self.db.begin_read()?;
+        let t = tx.open_table(text_table(table)?)?;
+        let mut out = Vec::new();
+        for item in t.iter()? {
+            let (k, v) = item?;
+            out.push((k.value().to_string(), v.value().to_vec()));
+        }
+        Ok(out)
+    }
+
+    /// Up to `limit` audit rows from index `from`, as stored.
+    #[cfg_attr(not(feature = "postgres"), allow(dead_code))]
+    pub(crate) fn raw_audit(&self, from: u64, limit: u64) -> Result<Vec<(u64, Vec<u8>)>, CasError> {
+        let tx = self.db.begin_read()?;
+        let t = tx.open_table(AUDIT)?;
+        let mut out = Vec::new();
+        for item in t.range(from..from.saturating_add(limit))? {
+            let (k, v) = item?;
+            out.push((k.value(), v.value().to_vec()));
+        }
+        Ok(out)
     }
 
     fn append_in(
@@ -253,6 +288,18 @@ pub(crate) enum BackupTable {
     Audit,
 }
 
+/// The definition of a text-keyed table of the backup format.
+fn text_table(
+    table: BackupTable,
+) -> Result<TableDefinition<'static, &'static str, &'static [u8]>, CasError> {
+    match table {
+        BackupTable::Sessions => Ok(SESSIONS),
+        BackupTable::Secrets => Ok(SECRETS),
+        BackupTable::Meta => Ok(META),
+        BackupTable::Audit => Err(CasError::Internal("audit rows have numeric keys".into())),
+    }
+}
+
 /// Copies one table of the snapshot `rtx` into the backup, counting its rows
 /// (one function for the string-keyed tables and the u64-keyed audit log).
 fn copy_table<K: redb::Key + 'static>(
@@ -335,14 +382,7 @@ impl BackupWriter {
         table: BackupTable,
         rows: impl IntoIterator<Item = (K, V)>,
     ) -> Result<(), CasError> {
-        let def = match table {
-            BackupTable::Sessions => SESSIONS,
-            BackupTable::Secrets => SECRETS,
-            BackupTable::Meta => META,
-            BackupTable::Audit => {
-                return Err(CasError::Internal("audit rows have numeric keys".into()))
-            }
-        };
+        let def = text_table(table)?;
         let mut n = 0;
         {
             let mut t = self.tx()?.open_table(def)?;

@@ -18,6 +18,10 @@ use std::sync::{Arc, Mutex, Weak};
 /// The password of the `sigil` role the CAS logs in as.
 pub const PASSWORD: &str = "test-Passw0rd-not-secret";
 
+/// A role that logs in with a client certificate only (pg_hba `cert`
+/// over TLS); it has no password.
+pub const CERT_ROLE: &str = "sigil_cert";
+
 fn find_bin_dir() -> Option<PathBuf> {
     let has = |d: &Path| d.join("initdb").is_file() && d.join("pg_ctl").is_file();
     if let Some(d) = std::env::var_os("SIGIL_PG_BINDIR") {
@@ -74,8 +78,13 @@ pub struct Cluster {
     pub port: u16,
     /// The CA that signed the server certificate (PEM).
     pub ca_file: PathBuf,
-    /// Another CA (PEM) that signed nothing.
+    /// Another CA (PEM) that signed nothing but [`Self::rogue_client`].
     pub other_ca_file: PathBuf,
+    /// Certificate and key (PEM, key mode 0600, owned by this user) for
+    /// [`CERT_ROLE`], from the CA the server trusts for clients.
+    pub client: (PathBuf, PathBuf),
+    /// The same name, from the other CA: the server refuses it.
+    pub rogue_client: (PathBuf, PathBuf),
     databases: AtomicU32,
 }
 
@@ -98,6 +107,31 @@ fn free_port() -> u16 {
         .local_addr()
         .unwrap()
         .port()
+}
+
+/// A client certificate for `cn`, signed by `ca`, into `dir` (`NAME.crt`,
+/// `NAME.key` with mode 0600).
+fn write_client(
+    dir: &Path,
+    name: &str,
+    cn: &str,
+    ca: &rcgen::Certificate,
+    ca_key: &rcgen::KeyPair,
+) -> (PathBuf, PathBuf) {
+    use std::os::unix::fs::PermissionsExt;
+    let key = rcgen::KeyPair::generate().unwrap();
+    let mut p = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+    p.distinguished_name.push(rcgen::DnType::CommonName, cn);
+    p.extended_key_usages = vec![rcgen::ExtendedKeyUsagePurpose::ClientAuth];
+    let cert = p.signed_by(&key, ca, ca_key).unwrap();
+    let (c, k) = (
+        dir.join(format!("{name}.crt")),
+        dir.join(format!("{name}.key")),
+    );
+    std::fs::write(&c, cert.pem()).unwrap();
+    std::fs::write(&k, key.serialize_pem()).unwrap();
+    std::fs::set_permissions(&k, std::fs::Permissions::from_mode(0o600)).unwrap();
+    (c, k)
 }
 
 fn write_ca(dir: &Path, name: &str) -> (rcgen::Certificate, rcgen::KeyPair, PathBuf) {
@@ -146,6 +180,8 @@ impl Cluster {
         let mut c = Cluster {
             ca_file: PathBuf::new(),
             other_ca_file: PathBuf::new(),
+            client: Default::default(),
+            rogue_client: Default::default(),
             dir,
             bin,
             port: 0,
@@ -155,7 +191,9 @@ impl Cluster {
         std::fs::create_dir(c.socket_dir()).unwrap();
         // TLS: a CA and a server certificate for 127.0.0.1 and localhost.
         let (ca, ca_key, ca_file) = write_ca(&d, "ca");
-        let (_, _, other) = write_ca(&d, "other");
+        let (other_ca, other_key, other) = write_ca(&d, "other");
+        // Client certificates: the server trusts `client-ca` for them.
+        let (client_ca, client_ca_key, _) = write_ca(&d, "client-ca");
         let key = rcgen::KeyPair::generate().unwrap();
         let mut p =
             rcgen::CertificateParams::new(vec!["localhost".to_string(), "127.0.0.1".to_string()])
@@ -179,6 +217,11 @@ impl Cluster {
                 "chown",
             );
         }
+        // Written after the chown: the client's files are this user's.
+        let clients = d.join("clients");
+        std::fs::create_dir(&clients).unwrap();
+        c.client = write_client(&clients, "client", CERT_ROLE, &client_ca, &client_ca_key);
+        c.rogue_client = write_client(&clients, "rogue", CERT_ROLE, &other_ca, &other_key);
         run(
             c.as_server("initdb")
                 .arg("-D")
@@ -196,13 +239,17 @@ impl Cluster {
                 .arg(format!("--pwfile={}", d.join("pw").display())),
             "initdb",
         );
-        // TCP only with TLS and a password; the unix socket (this test's
-        // directory) is the administrator's.
+        // TCP only with TLS and a password, or for CERT_ROLE a client
+        // certificate; the unix socket (this test's directory) is the
+        // administrator's.
         std::fs::write(
             c.data().join("pg_hba.conf"),
-            "local all all trust\n\
-             hostssl all all 127.0.0.0/8 scram-sha-256\n\
-             hostnossl all all 127.0.0.0/8 reject\n",
+            format!(
+                "local all all trust\n\
+                 hostssl all {CERT_ROLE} 127.0.0.0/8 cert\n\
+                 hostssl all all 127.0.0.0/8 scram-sha-256\n\
+                 hostnossl all all 127.0.0.0/8 reject\n"
+            ),
         )
         .unwrap();
         let mut last = String::new();
@@ -210,12 +257,13 @@ impl Cluster {
             c.port = free_port();
             let conf = format!(
                 "listen_addresses = '127.0.0.1,127.0.0.2'\nport = {}\nunix_socket_directories = '{}'\n\
-                 ssl = on\nssl_cert_file = '{}'\nssl_key_file = '{}'\n\
+                 ssl = on\nssl_cert_file = '{}'\nssl_key_file = '{}'\nssl_ca_file = '{}'\n\
                  password_encryption = 'scram-sha-256'\nfsync = off\nmax_connections = 60\n",
                 c.port,
                 c.socket_dir().display(),
                 d.join("server.crt").display(),
                 d.join("server.key").display(),
+                d.join("client-ca.crt").display(),
             );
             std::fs::write(c.data().join("postgresql.auto.conf"), conf).unwrap();
             if is_root() {
@@ -232,6 +280,7 @@ impl Cluster {
                     "postgres",
                     &format!("CREATE ROLE sigil LOGIN PASSWORD '{PASSWORD}'"),
                 );
+                c.psql("postgres", &format!("CREATE ROLE {CERT_ROLE} LOGIN"));
                 return c;
             }
             last = format!(
@@ -285,10 +334,32 @@ impl Cluster {
 
     /// A new database owned by the `sigil` role.
     pub fn new_database(&self) -> String {
+        self.new_database_of("sigil")
+    }
+
+    /// A new database owned by `role`.
+    pub fn new_database_of(&self, role: &str) -> String {
         let n = self.databases.fetch_add(1, Ordering::SeqCst);
         let name = format!("cas{n}");
-        self.psql("postgres", &format!("CREATE DATABASE {name} OWNER sigil"));
+        self.psql("postgres", &format!("CREATE DATABASE {name} OWNER {role}"));
         name
+    }
+
+    /// Store options for `db` as [`CERT_ROLE`] with the client
+    /// certificate `(cert, key)`: no password, verify-full.
+    pub fn cert_options(
+        &self,
+        db: &str,
+        client: &(PathBuf, PathBuf),
+    ) -> sigil_cas::PostgresOptions {
+        let mut o = sigil_cas::PostgresOptions::new(format!(
+            "postgres://{CERT_ROLE}@127.0.0.1:{}/{db}",
+            self.port
+        ));
+        o.ca_file = Some(self.ca_file.clone());
+        o.client_cert = Some(client.0.clone());
+        o.client_key = Some(client.1.clone());
+        o
     }
 
     /// The URL of `db` on `host` (127.0.0.1 by default) with extra query.
