@@ -7,36 +7,9 @@
 use sigil_attest::collateral::{Collateral, StaticCollateral};
 use sigil_attest::dcap::{DcapVerifier, INTEL_ROOT_CA_DER};
 use sigil_attest::time_util::parse_time;
-use std::path::PathBuf;
+use sigil_testsupport::attestation::{path, read_evidence, tsv};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-
-fn testdata() -> PathBuf {
-    let p = std::env::var_os("SIGIL_ATTESTATION_TESTDATA")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/testdata/attestation")
-        });
-    assert!(
-        p.join("EXPECTED_DCAP.tsv").is_file(),
-        "test data not found at {} (set SIGIL_ATTESTATION_TESTDATA)",
-        p.display()
-    );
-    p
-}
-
-fn read_quote(rel: &str) -> Vec<u8> {
-    let b = std::fs::read(testdata().join(rel)).expect("quote");
-    if rel.ends_with(".hex") {
-        let s: String = String::from_utf8(b)
-            .expect("hex")
-            .split_whitespace()
-            .collect();
-        hex::decode(s.strip_prefix("0x").unwrap_or(&s)).expect("hex")
-    } else {
-        b
-    }
-}
 
 struct Row {
     name: String,
@@ -98,21 +71,15 @@ fn main() {
             .and_then(|s| s.parse().ok())
             .unwrap_or(2000),
     );
-    let text = std::fs::read_to_string(testdata().join("EXPECTED_DCAP.tsv")).expect("tsv");
-    let rows: Vec<Row> = text
-        .lines()
-        .skip(1)
-        .filter(|l| !l.trim().is_empty())
-        .map(|l| {
-            let f: Vec<&str> = l.split('\t').collect();
-            Row {
-                name: f[0].to_string(),
-                quote: read_quote(f[0]),
-                coll: Collateral::from_file(&testdata().join(f[1])).expect("collateral"),
-                time: parse_time(f[2]).expect("time"),
-                allow_debug: f[3].contains("ALLOW_DEBUG=1"),
-                allow_service_td: f[3].contains("ALLOW_SERVICE_TD=1"),
-            }
+    let rows: Vec<Row> = tsv("EXPECTED_DCAP.tsv")
+        .into_iter()
+        .map(|f| Row {
+            name: f[0].clone(),
+            quote: read_evidence(&f[0]),
+            coll: Collateral::from_file(&path(&f[1])).expect("collateral"),
+            time: parse_time(&f[2]).expect("time"),
+            allow_debug: f[3].contains("ALLOW_DEBUG=1"),
+            allow_service_td: f[3].contains("ALLOW_SERVICE_TD=1"),
         })
         .collect();
 

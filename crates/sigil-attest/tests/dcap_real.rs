@@ -2,14 +2,12 @@
 //! quotes), checked against Sigil's verifier + decide, and against dcap-qvl
 //! itself run in the same test.
 
-mod common;
-
-use common::{read_evidence, testdata, tsv};
 use sigil_attest::collateral::{Collateral, StaticCollateral};
 use sigil_attest::dcap::DcapVerifier;
 use sigil_attest::policy::{decide, tolerances_for, Reason, Rule, SecurityPolicy, Tolerance};
 use sigil_attest::time_util::parse_time;
 use sigil_attest::{Claims, TeeKind, VerifyError};
+use sigil_testsupport::attestation::{read_evidence, testdata, tsv};
 use std::sync::Arc;
 
 struct Row {

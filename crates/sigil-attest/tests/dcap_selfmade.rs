@@ -388,6 +388,16 @@ fn qvl(m: &Made, at: u64, allow_debug: bool) -> Result<String, String> {
         .map_err(|e| format!("{e:#}"))
 }
 
+/// Evidence made for `case` is refused by Sigil, with an error that names
+/// `reason`, and by dcap-qvl; returns Sigil's error.
+fn refused(case: Case, reason: &str) -> VerifyError {
+    let m = make(&pki(), &case);
+    let e = verify(&m, T0).unwrap_err();
+    assert!(e.to_string().contains(reason), "{e}");
+    assert!(qvl(&m, T0, false).is_err());
+    e
+}
+
 #[test]
 fn valid_self_made_quote() {
     let p = pki();
@@ -438,63 +448,48 @@ fn each_tcb_status_becomes_a_claim() {
         assert_eq!(qvl(&m, T0, false).unwrap(), status);
     }
     // Revoked is never a claim.
-    let m = make(
-        &p,
-        &Case {
+    refused(
+        Case {
             tcb_status: "Revoked",
             ..Case::default()
         },
+        "Revoked",
     );
-    let e = verify(&m, T0).unwrap_err();
-    assert!(e.to_string().contains("Revoked"), "{e}");
-    assert!(qvl(&m, T0, false).is_err());
 }
 
 #[test]
 fn no_matching_tcb_level() {
-    let p = pki();
-    let m = make(
-        &p,
-        &Case {
+    refused(
+        Case {
             pck_cpu_svn: [4; 16],
             ..Case::default()
         },
+        "No matching TCB level",
     );
-    let e = verify(&m, T0).unwrap_err();
-    assert!(e.to_string().contains("No matching TCB level"), "{e}");
-    assert!(qvl(&m, T0, false).is_err());
 }
 
 #[test]
 fn bad_quote_signature() {
-    let p = pki();
-    let m = make(
-        &p,
-        &Case {
+    let e = refused(
+        Case {
             resign_quote: true,
             ..Case::default()
         },
+        "quote",
     );
-    let e = verify(&m, T0).unwrap_err();
     assert!(matches!(e, VerifyError::BadSignature(_)), "{e}");
-    assert!(e.to_string().contains("quote"), "{e}");
-    assert!(qvl(&m, T0, false).is_err());
 }
 
 #[test]
 fn tampered_tcb_info() {
-    let p = pki();
-    let m = make(
-        &p,
-        &Case {
+    let e = refused(
+        Case {
             tamper_tcb_info: true,
             ..Case::default()
         },
+        "TCB info",
     );
-    let e = verify(&m, T0).unwrap_err();
     assert!(matches!(e, VerifyError::BadSignature(_)), "{e}");
-    assert!(e.to_string().contains("TCB info"), "{e}");
-    assert!(qvl(&m, T0, false).is_err());
 }
 
 #[test]
@@ -515,18 +510,14 @@ fn wrong_root() {
 
 #[test]
 fn revoked_pck() {
-    let p = pki();
-    let m = make(
-        &p,
-        &Case {
+    let e = refused(
+        Case {
             revoke_pck: true,
             ..Case::default()
         },
+        "revoked",
     );
-    let e = verify(&m, T0).unwrap_err();
     assert!(matches!(e, VerifyError::BadChain { .. }), "{e}");
-    assert!(e.to_string().contains("revoked"), "{e}");
-    assert!(qvl(&m, T0, false).is_err());
 }
 
 #[test]
@@ -563,17 +554,13 @@ fn expired_collateral_names_what_expired() {
 
 #[test]
 fn qe_identity_mismatch() {
-    let p = pki();
-    let m = make(
-        &p,
-        &Case {
+    refused(
+        Case {
             qe_mrsigner: [1; 32],
             ..Case::default()
         },
+        "QE MRSIGNER",
     );
-    let e = verify(&m, T0).unwrap_err();
-    assert!(e.to_string().contains("QE MRSIGNER"), "{e}");
-    assert!(qvl(&m, T0, false).is_err());
 }
 
 #[test]

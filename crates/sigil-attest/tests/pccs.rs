@@ -1,15 +1,12 @@
 //! Collateral from a PCCS-compatible HTTP service: a real HTTP server on
 //! loopback serves the real test collateral; the cache directory is real.
 
-mod common;
-
-use common::{read_evidence, testdata};
 use sigil_attest::collateral::{Collateral, PccsCollateral, REFRESH_MARGIN};
 use sigil_attest::dcap::DcapVerifier;
 use sigil_attest::time_util::parse_time;
 use sigil_attest::VerifyError;
-use std::io::{Read, Write};
-use std::net::TcpListener;
+use sigil_testsupport::attestation::{read_evidence, testdata};
+use sigil_testsupport::net::{free_port, response, serve_http};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
@@ -25,93 +22,77 @@ fn pct(s: &str) -> String {
         .collect()
 }
 
+/// The `NAME-Issuer-Chain` header of a PCCS answer (URL-encoded PEM).
+fn chain(name: &str, pem: &str) -> String {
+    format!("{name}-Issuer-Chain: {}\r\n", pct(pem))
+}
+
+/// A signed PCCS body: `{"FIELD":JSON,"signature":"HEX"}`.
+fn signed(field: &str, json: &str, signature: &[u8]) -> Vec<u8> {
+    format!(
+        "{{\"{field}\":{json},\"signature\":\"{}\"}}",
+        hex::encode(signature)
+    )
+    .into_bytes()
+}
+
 /// Serves `c` on 127.0.0.1:<random> like a PCCS; returns (url, hit counter).
 fn serve(c: Collateral, fail: bool) -> (String, Arc<AtomicUsize>) {
-    let l = TcpListener::bind("127.0.0.1:0").unwrap();
-    let url = format!("http://{}", l.local_addr().unwrap());
     let hits = Arc::new(AtomicUsize::new(0));
     let h = hits.clone();
-    std::thread::spawn(move || {
-        for s in l.incoming() {
-            let Ok(mut s) = s else { continue };
-            let mut buf = [0u8; 4096];
-            let n = s.read(&mut buf).unwrap_or(0);
-            let req = String::from_utf8_lossy(&buf[..n]).to_string();
-            let path = req.split(' ').nth(1).unwrap_or("").to_string();
-            h.fetch_add(1, Ordering::SeqCst);
-            let i = &c.inner;
-            let (hdr, body, chunked): (String, Vec<u8>, bool) = if fail {
-                (String::new(), b"no".to_vec(), false)
-            } else if path.starts_with("/sgx/certification/v4/pckcrl?ca=") {
-                (
-                    format!(
-                        "SGX-PCK-CRL-Issuer-Chain: {}\r\n",
-                        pct(&i.pck_crl_issuer_chain)
-                    ),
-                    i.pck_crl.clone(),
-                    false,
-                )
-            } else if path.starts_with("/sgx/certification/v4/tcb?fmspc=") {
-                (
-                    format!(
-                        "TCB-Info-Issuer-Chain: {}\r\n",
-                        pct(&i.tcb_info_issuer_chain)
-                    ),
-                    format!(
-                        "{{\"tcbInfo\":{},\"signature\":\"{}\"}}",
-                        i.tcb_info,
-                        hex::encode(&i.tcb_info_signature)
-                    )
-                    .into_bytes(),
-                    true,
-                )
-            } else if path == "/sgx/certification/v4/qe/identity" {
-                (
-                    format!(
-                        "SGX-Enclave-Identity-Issuer-Chain: {}\r\n",
-                        pct(&i.qe_identity_issuer_chain)
-                    ),
-                    format!(
-                        "{{\"enclaveIdentity\":{},\"signature\":\"{}\"}}",
-                        i.qe_identity,
-                        hex::encode(&i.qe_identity_signature)
-                    )
-                    .into_bytes(),
-                    false,
-                )
-            } else if path == "/sgx/certification/v4/rootcacrl" {
-                (
-                    String::new(),
-                    hex::encode(&i.root_ca_crl).into_bytes(),
-                    false,
-                )
-            } else {
-                (String::new(), b"not found".to_vec(), false)
-            };
-            let status = if fail {
-                "500 Internal Server Error"
-            } else if body == b"not found" {
-                "404 Not Found"
-            } else {
-                "200 OK"
-            };
-            let mut resp = format!("HTTP/1.1 {status}\r\n{hdr}Connection: close\r\n").into_bytes();
-            if chunked {
-                resp.extend_from_slice(b"Transfer-Encoding: chunked\r\n\r\n");
-                for part in body.chunks(1000) {
-                    resp.extend_from_slice(format!("{:x}\r\n", part.len()).as_bytes());
-                    resp.extend_from_slice(part);
-                    resp.extend_from_slice(b"\r\n");
-                }
-                resp.extend_from_slice(b"0\r\n\r\n");
-            } else {
-                resp.extend_from_slice(
-                    format!("Content-Length: {}\r\n\r\n", body.len()).as_bytes(),
-                );
-                resp.extend_from_slice(&body);
-            }
-            let _ = s.write_all(&resp);
+    let url = serve_http(move |path| {
+        h.fetch_add(1, Ordering::SeqCst);
+        let i = &c.inner;
+        let (hdr, body, chunked): (String, Vec<u8>, bool) = if fail {
+            (String::new(), b"no".to_vec(), false)
+        } else if path.starts_with("/sgx/certification/v4/pckcrl?ca=") {
+            (
+                chain("SGX-PCK-CRL", &i.pck_crl_issuer_chain),
+                i.pck_crl.clone(),
+                false,
+            )
+        } else if path.starts_with("/sgx/certification/v4/tcb?fmspc=") {
+            (
+                chain("TCB-Info", &i.tcb_info_issuer_chain),
+                signed("tcbInfo", &i.tcb_info, &i.tcb_info_signature),
+                true,
+            )
+        } else if path == "/sgx/certification/v4/qe/identity" {
+            (
+                chain("SGX-Enclave-Identity", &i.qe_identity_issuer_chain),
+                signed("enclaveIdentity", &i.qe_identity, &i.qe_identity_signature),
+                false,
+            )
+        } else if path == "/sgx/certification/v4/rootcacrl" {
+            (
+                String::new(),
+                hex::encode(&i.root_ca_crl).into_bytes(),
+                false,
+            )
+        } else {
+            (String::new(), b"not found".to_vec(), false)
+        };
+        let status = if fail {
+            "500 Internal Server Error"
+        } else if body == b"not found" {
+            "404 Not Found"
+        } else {
+            "200 OK"
+        };
+        if !chunked {
+            return response(status, &hdr, &body);
         }
+        let mut resp = format!(
+            "HTTP/1.1 {status}\r\n{hdr}Connection: close\r\nTransfer-Encoding: chunked\r\n\r\n"
+        )
+        .into_bytes();
+        for part in body.chunks(1000) {
+            resp.extend_from_slice(format!("{:x}\r\n", part.len()).as_bytes());
+            resp.extend_from_slice(part);
+            resp.extend_from_slice(b"\r\n");
+        }
+        resp.extend_from_slice(b"0\r\n\r\n");
+        resp
     });
     (url, hits)
 }
@@ -154,9 +135,7 @@ fn fetches_once_caches_on_disk_and_survives_outage() {
     assert_eq!(on_disk.hash, coll.hash);
 
     // PCCS unreachable: the disk cache still serves a new process.
-    let dead = TcpListener::bind("127.0.0.1:0").unwrap();
-    let dead_url = format!("http://{}", dead.local_addr().unwrap());
-    drop(dead);
+    let dead_url = format!("http://127.0.0.1:{}", free_port());
     let v2 = DcapVerifier::new(Arc::new(
         PccsCollateral::new(&dead_url, Some(dir.path().to_path_buf())).unwrap(),
     ));

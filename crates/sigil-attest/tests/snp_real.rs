@@ -1,13 +1,12 @@
 //! Every row of EXPECTED_SNP.tsv: real AMD SEV-SNP reports with their VCEKs
 //! (certificate serial 0) and ASK/ARK chains.
 
-mod common;
-
 use base64::Engine as _;
-use common::{read_evidence, testdata, tsv};
 use sigil_attest::snp::SnpVerifier;
 use sigil_attest::time_util::parse_time;
 use sigil_attest::{SnpTcb, TeeKind, VerifyError};
+use sigil_testsupport::attestation::{read_evidence, testdata, tsv};
+use sigil_testsupport::net::{response, serve_http};
 
 /// Every certificate in the data is valid then (Genoa VCEK from 2025-05-27).
 fn at() -> u64 {
@@ -160,33 +159,16 @@ fn every_byte_flip_of_a_report_is_refused() {
 /// fetches it once, keeps it in the cache directory, and works offline after.
 #[test]
 fn vcek_from_kds_then_cache() {
-    use std::io::{Read, Write};
     use std::sync::{Arc, Mutex};
     let vcek = std::fs::read(testdata().join("virtee-sev/vcek_milan.der")).unwrap();
-    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let url = format!("http://{}", l.local_addr().unwrap());
     let paths = Arc::new(Mutex::new(Vec::<String>::new()));
     let seen = paths.clone();
-    std::thread::spawn(move || {
-        for s in l.incoming() {
-            let Ok(mut s) = s else { continue };
-            let mut buf = [0u8; 4096];
-            let n = s.read(&mut buf).unwrap_or(0);
-            let req = String::from_utf8_lossy(&buf[..n]).to_string();
-            let path = req.split(' ').nth(1).unwrap_or("").to_string();
-            seen.lock().unwrap().push(path.clone());
-            let (status, body) = if path.starts_with("/vcek/v1/Milan/") {
-                ("200 OK", vcek.clone())
-            } else {
-                ("404 Not Found", b"nope".to_vec())
-            };
-            let mut resp = format!(
-                "HTTP/1.1 {status}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
-                body.len()
-            )
-            .into_bytes();
-            resp.extend_from_slice(&body);
-            let _ = s.write_all(&resp);
+    let url = serve_http(move |path| {
+        seen.lock().unwrap().push(path.to_string());
+        if path.starts_with("/vcek/v1/Milan/") {
+            response("200 OK", "", &vcek)
+        } else {
+            response("404 Not Found", "", b"nope")
         }
     });
     let report = read_evidence("virtee-sev/report_milan.hex");
