@@ -5,13 +5,12 @@ mod common;
 
 use common::*;
 use hyper::{Method, StatusCode};
-use sigil_client::ClientError;
+use sigil_client::{ClientError, Identity};
 
-fn api_status(e: &ClientError) -> u16 {
-    match e {
-        ClientError::Api { status, .. } => *status,
-        other => panic!("expected an API error, got {other}"),
-    }
+/// Namespace `ns`: its creator and `member` may create sessions in it.
+fn namespace_open_to(member: &Identity) -> String {
+    let creators = format!("CREATOR, \"{}\"", member.fingerprint().to_hex());
+    simple_yaml("ns", &policy("CREATOR", "CREATOR", &creators))
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -136,15 +135,7 @@ async fn access_policy_is_enforced() {
     b.update_session(&shared.replace("size: 8", "size: 9"))
         .await
         .unwrap();
-    let names: Vec<String> = b
-        .list()
-        .await
-        .unwrap()
-        .sessions
-        .into_iter()
-        .map(|s| s.name)
-        .collect();
-    assert_eq!(names, vec!["shared".to_string()]);
+    assert_eq!(session_names(&b).await, vec!["shared".to_string()]);
     // NONE locks everyone out, the creator too.
     let locked = simple_yaml("locked", &policy("NONE", "NONE", "NONE"));
     a.create_session(&locked).await.unwrap();
@@ -172,17 +163,8 @@ async fn namespaces_need_create_sessions() {
     let a = client(&s, Some(&alice)).await;
     let b = client(&s, Some(&bob)).await;
     let c = client(&s, Some(&carol)).await;
-    let ns = simple_yaml(
-        "ns",
-        &policy(
-            "CREATOR",
-            "CREATOR",
-            &format!("CREATOR, \"{}\"", bob.fingerprint().to_hex()),
-        ),
-    );
-    a.create_session(&ns).await.unwrap();
-    let child = simple_yaml("ns/child", &policy("CREATOR", "CREATOR", "CREATOR"));
-    b.create_session(&child).await.unwrap();
+    a.create_session(&namespace_open_to(&bob)).await.unwrap();
+    b.create_session(&creator_only("ns/child")).await.unwrap();
     // Bob is the creator of the child: he reads it, alice does not.
     b.get_session("ns/child").await.unwrap();
     assert_eq!(
@@ -190,17 +172,23 @@ async fn namespaces_need_create_sessions() {
         403
     );
     // Carol is not in create_sessions.
-    let other = simple_yaml("ns/other", &policy("CREATOR", "CREATOR", "CREATOR"));
     assert_eq!(
-        api_status(&c.create_session(&other).await.unwrap_err()),
+        api_status(
+            &c.create_session(&creator_only("ns/other"))
+                .await
+                .unwrap_err()
+        ),
         403
     );
     // Nested: bob may create in ns/child (CREATOR of ns/child).
-    let grandchild = simple_yaml("ns/child/leaf", &policy("CREATOR", "CREATOR", "CREATOR"));
-    b.create_session(&grandchild).await.unwrap();
+    b.create_session(&creator_only("ns/child/leaf"))
+        .await
+        .unwrap();
     // A namespace that does not exist.
-    let orphan = simple_yaml("nowhere/x", &policy("CREATOR", "CREATOR", "CREATOR"));
-    let e = a.create_session(&orphan).await.unwrap_err();
+    let e = a
+        .create_session(&creator_only("nowhere/x"))
+        .await
+        .unwrap_err();
     assert_eq!(api_status(&e), 404);
     assert!(
         e.to_string().contains("create session `nowhere` first"),
@@ -553,23 +541,14 @@ async fn session_creators_restrict_top_level_creation_only() {
     let s = sigil_cas::Server::start(cfg).await.unwrap();
     let a = client(&s, Some(&alice)).await;
     let b = client(&s, Some(&bob)).await;
-    let top = simple_yaml("bobs", &policy("CREATOR", "CREATOR", "CREATOR"));
+    let top = creator_only("bobs");
     let e = b.create_session(&top).await.unwrap_err();
     assert_eq!(api_status(&e), 403);
     assert!(e.to_string().contains("--session-creator"), "{e}");
     assert!(b.get_session("bobs").await.is_err());
-    let ns = simple_yaml(
-        "ns",
-        &policy(
-            "CREATOR",
-            "CREATOR",
-            &format!("CREATOR, \"{}\"", bob.fingerprint().to_hex()),
-        ),
-    );
-    a.create_session(&ns).await.unwrap();
+    a.create_session(&namespace_open_to(&bob)).await.unwrap();
     // Namespaced creation follows the parent's policy, not the list.
-    let child = simple_yaml("ns/child", &policy("CREATOR", "CREATOR", "CREATOR"));
-    b.create_session(&child).await.unwrap();
+    b.create_session(&creator_only("ns/child")).await.unwrap();
     b.get_session("ns/child").await.unwrap();
     s.shutdown().await;
 

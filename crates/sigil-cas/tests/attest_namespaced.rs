@@ -4,15 +4,11 @@
 mod common;
 
 use common::*;
-use sigil_attest::simulation::{make_evidence, SimulationVerifier};
+use sigil_attest::simulation::SimulationVerifier;
 use sigil_attest::Verifiers;
 use sigil_cas::ConnInfo;
 
 const M: [u8; 32] = [2; 32];
-
-fn request(config_id: &str, exporter: [u8; 64]) -> Vec<u8> {
-    serde_json::to_vec(&attest_request(config_id, make_evidence(M, exporter))).unwrap()
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn namespaced_session_services_attest() {
@@ -42,9 +38,14 @@ async fn namespaced_session_services_attest() {
     };
     let verifiers = Verifiers::new().with(Box::new(SimulationVerifier));
     let status = |cid: &str| {
-        sigil_cas::attest_api::handle_with(&s.state, &conn, &request(cid, exporter), &verifiers)
-            .status()
-            .as_u16()
+        sigil_cas::attest_api::handle_with(
+            &s.state,
+            &conn,
+            &sim_attest_body(cid, M, exporter),
+            &verifiers,
+        )
+        .status()
+        .as_u16()
     };
     assert_eq!(status("team/shop/web"), 200);
     // The namespace itself has no service `shop/web`, and bad names stay bad.

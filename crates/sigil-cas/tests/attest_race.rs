@@ -13,11 +13,11 @@ use std::sync::Arc;
 
 use common::*;
 use http_body_util::BodyExt;
-use sigil_attest::simulation::{make_evidence, SimulationVerifier};
+use sigil_attest::simulation::SimulationVerifier;
 use sigil_attest::{Claims, Evidence, TeeKind, Verifier, Verifiers, VerifyError};
-use sigil_cas::{CasState, ConnInfo};
+use sigil_cas::{CasState, ConnInfo, RunningServer};
 use sigil_client::attest::AttestAccepted;
-use sigil_client::Fingerprint;
+use sigil_client::{Fingerprint, SessionWritten};
 
 const OLD: [u8; 32] = [1; 32];
 const NEW: [u8; 32] = [2; 32];
@@ -55,12 +55,17 @@ impl Verifier for UpdatingVerifier {
 }
 
 fn request(measurement: [u8; 32]) -> Vec<u8> {
-    let ev = make_evidence(measurement, EXPORTER);
-    serde_json::to_vec(&attest_request("race/app", ev)).unwrap()
+    sim_attest_body("race/app", measurement, EXPORTER)
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn update_during_verification_releases_nothing_of_the_new_version() {
+/// A CAS with version one of session `race` (OLD measurement), created by
+/// alice: the server, alice and version one.
+async fn with_version_one() -> (
+    tempfile::TempDir,
+    RunningServer,
+    Fingerprint,
+    SessionWritten,
+) {
     let d = tempfile::tempdir().unwrap();
     let s = start(d.path()).await;
     let alice = id("alice").fingerprint();
@@ -68,6 +73,12 @@ async fn update_during_verification_releases_nothing_of_the_new_version() {
         .state
         .create_session(&alice, &yaml(None, OLD, "one"))
         .unwrap();
+    (d, s, alice, v1)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn update_during_verification_releases_nothing_of_the_new_version() {
+    let (_d, s, alice, v1) = with_version_one().await;
     // Version two revokes the OLD measurement and carries new configuration.
     let v2 = yaml(Some(&v1.hash), NEW, "two");
     let verifiers = Verifiers::new().with(Box::new(UpdatingVerifier {
@@ -122,13 +133,7 @@ async fn update_during_verification_releases_nothing_of_the_new_version() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn resolve_at_a_stale_or_deleted_version_is_a_conflict() {
-    let d = tempfile::tempdir().unwrap();
-    let s = start(d.path()).await;
-    let alice = id("alice").fingerprint();
-    let v1 = s
-        .state
-        .create_session(&alice, &yaml(None, OLD, "one"))
-        .unwrap();
+    let (_d, s, alice, v1) = with_version_one().await;
     let r = s.state.resolve_service_at("race", "app", &v1.hash).unwrap();
     assert_eq!(r.environment["VERSION"], "one");
     let v2 = s

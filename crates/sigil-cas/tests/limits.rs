@@ -7,7 +7,7 @@ mod common;
 
 use common::*;
 use http_body_util::BodyExt;
-use sigil_attest::simulation::{make_evidence, SimulationVerifier};
+use sigil_attest::simulation::SimulationVerifier;
 use sigil_attest::Verifiers;
 use sigil_cas::state::MAX_RESOLVED_SECRET_BYTES;
 use sigil_cas::ConnInfo;
@@ -49,7 +49,7 @@ async fn substituted_secrets_are_bounded() {
 
     // Through /v1/attest: a refusal with that reason, not a 200.
     let exporter = [3u8; 64];
-    let body = serde_json::to_vec(&attest_request("huge/app", make_evidence(M, exporter))).unwrap();
+    let body = sim_attest_body("huge/app", M, exporter);
     let conn = ConnInfo {
         peer: "127.0.0.1:1".parse().unwrap(),
         client: None,

@@ -11,7 +11,7 @@ use common::*;
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, PrivatePkcs8KeyDer, ServerName, UnixTime};
 use sigil_client::attest::{AttestAccepted, ATTEST_PATH};
-use sigil_client::{CasClient, ClientError};
+use sigil_client::CasClient;
 
 const MEASUREMENT: [u8; 32] = [7; 32];
 /// Test key (openssl genpkey, PKCS#1 encoding): `kind: private-key` with a value.
@@ -277,13 +277,6 @@ async fn rsa_keys_and_mixed_chains_are_released_and_usable() {
     for k in ["/k2048.pem", "/leaf_rsa.key", "/given.pem"] {
         let der = key_der(&f[k]);
         assert!(!raw.windows(64).any(|w| w == &der[der.len() - 64..]), "{k}");
-    }
-}
-
-fn api_status(e: &ClientError) -> u16 {
-    match e {
-        ClientError::Api { status, .. } => *status,
-        other => panic!("expected an API error, got {other}"),
     }
 }
 

@@ -9,7 +9,7 @@ mod common;
 use std::sync::{Arc, Mutex};
 
 use common::*;
-use sigil_attest::simulation::{make_evidence, SimulationVerifier};
+use sigil_attest::simulation::SimulationVerifier;
 use sigil_attest::Verifiers;
 use sigil_cas::ConnInfo;
 use tracing::field::{Field, Visit};
@@ -59,10 +59,6 @@ fn yaml(name: &str, mode: &str) -> String {
     )
 }
 
-fn body(config_id: &str, exporter: [u8; 64]) -> Vec<u8> {
-    serde_json::to_vec(&attest_request(config_id, make_evidence(M, exporter))).unwrap()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_simulation_acceptance_is_a_warning() {
     let d = tempfile::tempdir().unwrap();
@@ -89,9 +85,14 @@ async fn every_simulation_acceptance_is_a_warning() {
             ["sim/app", "sim/app", "hw/app"]
                 .iter()
                 .map(|c| {
-                    sigil_cas::attest_api::handle_with(&st, &conn, &body(c, exporter), &verifiers)
-                        .status()
-                        .as_u16()
+                    sigil_cas::attest_api::handle_with(
+                        &st,
+                        &conn,
+                        &sim_attest_body(c, M, exporter),
+                        &verifiers,
+                    )
+                    .status()
+                    .as_u16()
                 })
                 .collect::<Vec<_>>()
         })

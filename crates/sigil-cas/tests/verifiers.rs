@@ -7,7 +7,7 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
@@ -17,21 +17,7 @@ use sigil_cas::attest_api::VerifierConfig;
 use sigil_cas::{CasError, Clock, Server};
 use sigil_client::attest::{AttestRefused, ATTEST_PATH};
 use sigil_client::CasClient;
-
-/// The shared test-data folder; fails with a clear message when missing.
-fn testdata() -> PathBuf {
-    let p = std::env::var_os("SIGIL_ATTESTATION_TESTDATA")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/testdata/attestation")
-        });
-    assert!(
-        p.join("EXPECTED_DCAP.tsv").is_file(),
-        "real attestation test data not found at {} (set SIGIL_ATTESTATION_TESTDATA)",
-        p.display()
-    );
-    p
-}
+use sigil_testsupport::attestation::testdata;
 
 #[derive(Debug)]
 struct FixedClock(SystemTime);

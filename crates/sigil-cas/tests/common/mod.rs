@@ -4,7 +4,7 @@
 use std::path::Path;
 
 use sigil_cas::{Config, MasterKeySource, RunningServer, Server};
-use sigil_client::{CasClient, Identity};
+use sigil_client::{CasClient, ClientError, Identity};
 use zeroize::Zeroizing;
 
 pub const KEY_HEX: &str = "1111111111111111111111111111111111111111111111111111111111111111";
@@ -111,4 +111,31 @@ pub fn attest_request(
         evidence: serde_json::to_value(evidence).unwrap(),
         launcher_version: "test".into(),
     }
+}
+
+/// The HTTP status of an API error; fails the test on any other error.
+pub fn api_status(e: &ClientError) -> u16 {
+    match e {
+        ClientError::Api { status, .. } => *status,
+        other => panic!("expected an API error, got {other}"),
+    }
+}
+
+/// The names of the sessions `c` may list, in the server's order.
+pub async fn session_names(c: &CasClient) -> Vec<String> {
+    let list = c.list().await.unwrap().sessions;
+    list.into_iter().map(|s| s.name).collect()
+}
+
+/// A [`simple_yaml`] session only its creator may read, update or create
+/// sessions in.
+pub fn creator_only(name: &str) -> String {
+    simple_yaml(name, &policy("CREATOR", "CREATOR", "CREATOR"))
+}
+
+/// The `/v1/attest` body of a launcher of `config_id` with simulation
+/// evidence of `measurement`, bound to the TLS `exporter`.
+pub fn sim_attest_body(config_id: &str, measurement: [u8; 32], exporter: [u8; 64]) -> Vec<u8> {
+    let ev = sigil_attest::simulation::make_evidence(measurement, exporter);
+    serde_json::to_vec(&attest_request(config_id, ev)).unwrap()
 }
