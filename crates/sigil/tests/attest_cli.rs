@@ -1,40 +1,36 @@
 //! `sigil attest verify` end to end: the real binary on real evidence from
 //! the shared test data, and on simulation evidence.
 
-use std::path::PathBuf;
 use std::process::{Command, Output};
 
-fn testdata() -> PathBuf {
-    let p = std::env::var_os("SIGIL_ATTESTATION_TESTDATA")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/testdata/attestation")
-        });
-    assert!(
-        p.join("EXPECTED_DCAP.tsv").is_file(),
-        "real attestation test data not found at {} (set SIGIL_ATTESTATION_TESTDATA)",
-        p.display()
-    );
-    p
+use sigil_testsupport::attestation::{path, read};
+use sigil_testsupport::cli::{run, text as out};
+
+/// `sigil attest verify ARGS`.
+fn verify(args: &[&str]) -> Output {
+    run(Command::new(env!("CARGO_BIN_EXE_sigil"))
+        .args(["attest", "verify"])
+        .args(args))
 }
 
-fn sigil(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_sigil"))
-        .args(args)
-        .output()
-        .expect("run sigil")
-}
-
-fn out(o: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
+/// `sigil attest verify` of the real SGX quote with its collateral at
+/// [`AT`], then `extra`.
+fn verify_sgx(extra: &[&str]) -> Output {
+    let (quote, collateral) = (td(SGX_QUOTE), td(SGX_COLL));
+    let mut args = vec![
+        "--evidence",
+        &quote,
+        "--collateral",
+        &collateral,
+        "--at",
+        AT,
+    ];
+    args.extend_from_slice(extra);
+    verify(&args)
 }
 
 fn td(rel: &str) -> String {
-    testdata().join(rel).to_string_lossy().into_owned()
+    path(rel).to_string_lossy().into_owned()
 }
 
 const SGX_QUOTE: &str = "phala-dcap-qvl/sgx_quote";
@@ -42,8 +38,7 @@ const SGX_COLL: &str = "phala-dcap-qvl/sgx_quote_collateral.json";
 const AT: &str = "2025-07-01T00:00:00Z";
 
 fn sgx_mrenclave() -> String {
-    let q = std::fs::read(testdata().join(SGX_QUOTE)).unwrap();
-    hex::encode(&q[112..144])
+    hex::encode(&read(SGX_QUOTE)[112..144])
 }
 
 fn session(dir: &std::path::Path, rule: &str, security: &str) -> String {
@@ -60,16 +55,7 @@ fn session(dir: &std::path::Path, rule: &str, security: &str) -> String {
 
 #[test]
 fn verifies_a_real_sgx_quote_and_prints_claims() {
-    let o = sigil(&[
-        "attest",
-        "verify",
-        "--evidence",
-        &td(SGX_QUOTE),
-        "--collateral",
-        &td(SGX_COLL),
-        "--at",
-        AT,
-    ]);
+    let o = verify_sgx(&[]);
     let s = out(&o);
     assert!(o.status.success(), "{s}");
     assert!(s.contains("tee:               sgx"), "{s}");
@@ -83,17 +69,7 @@ fn verifies_a_real_sgx_quote_and_prints_claims() {
     );
     assert!(s.contains("INTEL-SA-00289, INTEL-SA-00615"), "{s}");
 
-    let o = sigil(&[
-        "attest",
-        "verify",
-        "--evidence",
-        &td(SGX_QUOTE),
-        "--collateral",
-        &td(SGX_COLL),
-        "--at",
-        AT,
-        "--json",
-    ]);
+    let o = verify_sgx(&["--json"]);
     assert!(o.status.success(), "{}", out(&o));
     let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
     assert_eq!(v["verified"], true);
@@ -105,11 +81,9 @@ fn verifies_a_real_sgx_quote_and_prints_claims() {
 #[test]
 fn collateral_directory_works() {
     let dir = tempfile::tempdir().unwrap();
-    std::fs::copy(testdata().join(SGX_COLL), dir.path().join("a.json")).unwrap();
+    std::fs::copy(path(SGX_COLL), dir.path().join("a.json")).unwrap();
     std::fs::write(dir.path().join("junk.json"), "not collateral").unwrap();
-    let o = sigil(&[
-        "attest",
-        "verify",
+    let o = verify(&[
         "--evidence",
         &td(SGX_QUOTE),
         "--collateral",
@@ -125,20 +99,7 @@ fn session_decision_lists_every_reason() {
     let dir = tempfile::tempdir().unwrap();
     let rule = format!("mrenclave: {}", sgx_mrenclave());
     let s = session(dir.path(), &rule, "");
-    let o = sigil(&[
-        "attest",
-        "verify",
-        "--evidence",
-        &td(SGX_QUOTE),
-        "--collateral",
-        &td(SGX_COLL),
-        "--at",
-        AT,
-        "--session",
-        &s,
-        "--service",
-        "app",
-    ]);
+    let o = verify_sgx(&["--session", &s, "--service", "app"]);
     let text = out(&o);
     assert_eq!(o.status.code(), Some(2), "{text}");
     assert!(text.contains("REFUSE"), "{text}");
@@ -156,35 +117,13 @@ fn session_decision_lists_every_reason() {
         &rule,
         "security:\n  attestation:\n    tolerate: [configuration-needed, software-hardening-needed, hyperthreading]\n    ignore_advisories: [INTEL-SA-00289, INTEL-SA-00615]\n",
     );
-    let o = sigil(&[
-        "attest",
-        "verify",
-        "--evidence",
-        &td(SGX_QUOTE),
-        "--collateral",
-        &td(SGX_COLL),
-        "--at",
-        AT,
-        "--session",
-        &s,
-        "--service",
-        "app",
-        "--json",
-    ]);
+    let o = verify_sgx(&["--session", &s, "--service", "app", "--json"]);
     assert!(o.status.success(), "{}", out(&o));
     let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
     assert_eq!(v["decision"]["accept"], true, "{v}");
 
     // Wrong report data: refused.
-    let o = sigil(&[
-        "attest",
-        "verify",
-        "--evidence",
-        &td(SGX_QUOTE),
-        "--collateral",
-        &td(SGX_COLL),
-        "--at",
-        AT,
+    let o = verify_sgx(&[
         "--session",
         &s,
         "--service",
@@ -199,9 +138,7 @@ fn session_decision_lists_every_reason() {
 
 #[test]
 fn stale_collateral_is_refused_naming_the_crl() {
-    let o = sigil(&[
-        "attest",
-        "verify",
+    let o = verify(&[
         "--evidence",
         &td("phala-dcap-qvl/tdx_quote"),
         "--collateral",
@@ -219,9 +156,7 @@ fn stale_collateral_is_refused_naming_the_crl() {
 
 #[test]
 fn snp_report_with_vcek() {
-    let o = sigil(&[
-        "attest",
-        "verify",
+    let o = verify(&[
         "--evidence",
         &td("coco-trustee/snp/test-report.bin"),
         "--certs",
@@ -233,7 +168,7 @@ fn snp_report_with_vcek() {
     assert!(o.status.success(), "{}", out(&o));
     let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
     assert_eq!(v["claims"]["tee"], "snp");
-    let r = std::fs::read(testdata().join("coco-trustee/snp/test-report.bin")).unwrap();
+    let r = read("coco-trustee/snp/test-report.bin");
     assert_eq!(v["claims"]["snp_measurement"], hex::encode(&r[0x90..0xC0]));
 }
 
@@ -246,16 +181,7 @@ fn simulation_evidence_only_in_simulation_mode() {
     let ev = ev.to_str().unwrap();
     let rule = format!("simulation_measurement: {}", hex::encode([3u8; 32]));
     let s = session(dir.path(), &rule, "");
-    let o = sigil(&[
-        "attest",
-        "verify",
-        "--evidence",
-        ev,
-        "--session",
-        &s,
-        "--service",
-        "app",
-    ]);
+    let o = verify(&["--evidence", ev, "--session", &s, "--service", "app"]);
     let text = out(&o);
     assert_eq!(o.status.code(), Some(2), "{text}");
     assert!(text.contains("NO HARDWARE GUARANTEE"), "{text}");
@@ -268,9 +194,7 @@ fn simulation_evidence_only_in_simulation_mode() {
         &rule,
         "security:\n  attestation:\n    mode: simulation\n",
     );
-    let o = sigil(&[
-        "attest",
-        "verify",
+    let o = verify(&[
         "--evidence",
         ev,
         "--session",
@@ -289,9 +213,9 @@ fn bad_input_gets_a_clear_error() {
     let dir = tempfile::tempdir().unwrap();
     let f = dir.path().join("junk.bin");
     std::fs::write(&f, [1u8, 2, 3]).unwrap();
-    let o = sigil(&["attest", "verify", "--evidence", f.to_str().unwrap()]);
+    let o = verify(&["--evidence", f.to_str().unwrap()]);
     assert_eq!(o.status.code(), Some(1));
     assert!(out(&o).contains("pass --kind"), "{}", out(&o));
-    let o = sigil(&["attest", "verify", "--evidence", &td(SGX_QUOTE)]);
+    let o = verify(&["--evidence", &td(SGX_QUOTE)]);
     assert!(out(&o).contains("needs --collateral"), "{}", out(&o));
 }

@@ -29,6 +29,16 @@ fn serve_cmd(data_dir: &Path, extra: &[&str]) -> Command {
     c
 }
 
+/// `cmd`, a `sigil cas serve` of `data_dir` with `flags`, must fail with
+/// `needle` on stderr before it creates its data directory.
+fn refused_before_start(mut cmd: Command, data_dir: &Path, flags: &[&str], needle: &str) {
+    let out = cmd.output().unwrap();
+    assert!(!out.status.success(), "{flags:?} accepted");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains(needle), "{flags:?}: {err}");
+    assert!(!data_dir.exists(), "nothing created for {flags:?}");
+}
+
 /// Starts `sigil cas serve` with `extra` flags; returns it with its address and pin.
 fn serve(data_dir: &Path, extra: &[&str]) -> (Serve, String, Fingerprint) {
     let mut child = serve_cmd(data_dir, extra)
@@ -96,14 +106,8 @@ fn bad_rate_limit_flags_are_refused_before_starting() {
         (&["--attest-rate", "fast"], "not a number"),
         (&["--attest-burst", "0"], "--attest-burst"),
     ] {
-        let out = serve_cmd(&d.path().join("x"), flags).output().unwrap();
-        assert!(!out.status.success(), "{flags:?} accepted");
-        let err = String::from_utf8_lossy(&out.stderr);
-        assert!(err.contains(needle), "{flags:?}: {err}");
-        assert!(
-            !d.path().join("x").exists(),
-            "nothing created for {flags:?}"
-        );
+        let x = d.path().join("x");
+        refused_before_start(serve_cmd(&x, flags), &x, flags, needle);
     }
 }
 
@@ -132,18 +136,11 @@ fn verifier_flags_are_checked_before_anything_is_created() {
             "SNP KDS URL",
         ),
     ] {
-        let out = serve_cmd(&d.path().join("x"), &flags)
-            .env_remove("SIGIL_PCCS_URL")
-            .env_remove("SIGIL_COLLATERAL_DIR")
-            .output()
-            .unwrap();
-        assert!(!out.status.success(), "{flags:?} accepted");
-        let err = String::from_utf8_lossy(&out.stderr);
-        assert!(err.contains(needle), "{flags:?}: {err}");
-        assert!(
-            !d.path().join("x").exists(),
-            "nothing created for {flags:?}"
-        );
+        let x = d.path().join("x");
+        let mut cmd = serve_cmd(&x, &flags);
+        cmd.env_remove("SIGIL_PCCS_URL")
+            .env_remove("SIGIL_COLLATERAL_DIR");
+        refused_before_start(cmd, &x, &flags, needle);
     }
     // Good directories: it starts.
     let certs = d.path().join("certs");

@@ -8,14 +8,7 @@ mod cas_support;
 
 use cas_support::{ok, sigil, Cas};
 use sigil_image::build::ImageBuilder;
-use std::path::Path;
-
-fn launcher() -> &'static str {
-    ["/usr/sbin/ldconfig", "/sbin/ldconfig"]
-        .into_iter()
-        .find(|p| Path::new(p).is_file())
-        .expect("a static ldconfig on this host")
-}
+use sigil_testsupport::cli::static_elf as launcher;
 
 #[test]
 fn convert_uploads_then_updates_the_session() {

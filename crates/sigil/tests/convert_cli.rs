@@ -10,15 +10,11 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 use sigil_image::build::ImageBuilder;
+use sigil_testsupport::cli::{run, static_elf as launcher};
+use sigil_testsupport::listing;
+use sigil_testsupport::podman::podman;
 
 const MARKER: &str = "SIGIL-CLI-MARKER-51d0e2-secret";
-
-fn launcher() -> &'static str {
-    ["/usr/sbin/ldconfig", "/sbin/ldconfig"]
-        .into_iter()
-        .find(|p| Path::new(p).is_file())
-        .expect("a static ldconfig on this host")
-}
 
 fn image(dir: &Path) -> PathBuf {
     let p = dir.join("in.tar");
@@ -48,27 +44,19 @@ fn image(dir: &Path) -> PathBuf {
     p
 }
 
-fn sigil(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_sigil"))
-        .arg("convert")
-        .args(args)
+/// `sigil convert --from FROM --to TO --launcher LAUNCHER --cas-pin PIN
+/// EXTRA…`.
+fn convert(from: &str, to: &str, launcher: &str, pin: &str, extra: &[&str]) -> Output {
+    run(Command::new(env!("CARGO_BIN_EXE_sigil"))
+        .args(["convert", "--from", from, "--to", to])
+        .args(["--launcher", launcher, "--cas-pin", pin])
+        .args(extra)
         .env_remove("SIGIL_INIT_BINARY")
         .env_remove("RUST_BACKTRACE")
-        .env_remove("RUST_LIB_BACKTRACE")
-        .output()
-        .unwrap()
+        .env_remove("RUST_LIB_BACKTRACE"))
 }
 
 const PIN: &str = "sha256:0101010101010101010101010101010101010101010101010101010101010101";
-
-fn listing(dir: &Path) -> Vec<String> {
-    let mut v: Vec<String> = std::fs::read_dir(dir)
-        .unwrap()
-        .map(|e| e.unwrap().file_name().to_string_lossy().to_string())
-        .collect();
-    v.sort();
-    v
-}
 
 #[test]
 fn converts_writes_session_and_chart_and_loads_in_podman() {
@@ -77,30 +65,28 @@ fn converts_writes_session_and_chart_and_loads_in_podman() {
     let out = t.path().join("pyweb.tar");
     let chart = t.path().join("chart");
     let name = format!("pyweb{}", std::process::id());
-    let r = sigil(&[
-        "--from",
+    let r = convert(
         img.to_str().unwrap(),
-        "--to",
         out.to_str().unwrap(),
-        "--dir",
-        "/app",
-        "--launcher",
         launcher(),
-        "--cas-pin",
         PIN,
-        "--name",
-        &name,
-        "--service-name",
-        "web",
-        "--env",
-        "EXTRA=1",
-        "--allow-simulation",
-        "--allow-tcb-vulnerabilities",
-        "--k8s-helm-output-dir",
-        chart.to_str().unwrap(),
-        "--k8s-helm-workload",
-        "statefulset",
-    ]);
+        &[
+            "--dir",
+            "/app",
+            "--name",
+            &name,
+            "--service-name",
+            "web",
+            "--env",
+            "EXTRA=1",
+            "--allow-simulation",
+            "--allow-tcb-vulnerabilities",
+            "--k8s-helm-output-dir",
+            chart.to_str().unwrap(),
+            "--k8s-helm-workload",
+            "statefulset",
+        ],
+    );
     let stdout = String::from_utf8_lossy(&r.stdout).to_string();
     assert!(
         r.status.success(),
@@ -152,37 +138,32 @@ fn converts_writes_session_and_chart_and_loads_in_podman() {
     assert!(values.contains("- 8080"), "{values}");
 
     let image_ref = format!("localhost/{name}-sigil:latest");
-    let p = |args: &[&str]| {
-        let o = Command::new("podman")
-            .args(["--runtime", "/usr/sbin/runc", "--cgroup-manager=cgroupfs"])
-            .args(args)
-            .output()
-            .unwrap();
-        assert!(
-            o.status.success(),
-            "podman {args:?}: {}",
-            String::from_utf8_lossy(&o.stderr)
-        );
-        String::from_utf8_lossy(&o.stdout).to_string()
-    };
-    p(&["load", "-i", out.to_str().unwrap()]);
-    let ep = p(&[
+    podman(&["load", "-i", out.to_str().unwrap()]);
+    let ep = podman(&[
         "image",
         "inspect",
         "--format",
         "{{json .Config.Entrypoint}}",
         &image_ref,
     ]);
-    p(&["rmi", &image_ref]);
+    podman(&["rmi", &image_ref]);
     assert_eq!(ep.trim(), "[\"/sigil/sigil-init\"]");
     let mut left = listing(t.path());
     left.retain(|n| n.starts_with('.'));
     assert!(left.is_empty(), "{left:?}");
 }
 
-fn fails(t: &Path, extra: &[&str], expect: &str) {
+/// `sigil convert` fails with one line naming `expect`, and leaves nothing
+/// behind in `t`.
+fn fails(t: &Path, from: &str, launcher: &str, pin: &str, extra: &[&str], expect: &str) {
     let before = listing(t);
-    let r = sigil(extra);
+    let r = convert(
+        from,
+        t.join("o.tar").to_str().unwrap(),
+        launcher,
+        pin,
+        extra,
+    );
     assert!(!r.status.success());
     let err = String::from_utf8_lossy(&r.stderr).trim().to_string();
     assert!(err.contains(expect), "expected {expect:?} in {err:?}");
@@ -195,85 +176,33 @@ fn bad_input_is_one_line_and_leaves_nothing() {
     let t = tempfile::tempdir().unwrap();
     let img = image(t.path());
     let img = img.to_str().unwrap();
-    let out = t.path().join("o.tar");
-    let out = out.to_str().unwrap();
-    let base = |more: &[&'static str]| -> Vec<String> {
-        let mut v: Vec<String> = [
-            "--from",
-            img,
-            "--to",
-            out,
-            "--launcher",
-            launcher(),
-            "--cas-pin",
-            PIN,
-        ]
-        .iter()
-        .map(|s| s.to_string())
-        .collect();
-        v.extend(more.iter().map(|s| s.to_string()));
-        v
-    };
-    let run = |more: &[&'static str], expect: &str| {
-        let v = base(more);
-        let refs: Vec<&str> = v.iter().map(String::as_str).collect();
-        fails(t.path(), &refs, expect);
-    };
-    run(&["--binary", "/app/start.sh"], "--binary /bin/sh");
-    run(
-        &["--dir", "/nonexistent"],
-        "/nonexistent: does not exist in the image",
-    );
-    run(
-        &["--binary", "/usr/bin/nothing"],
-        "does not exist in the image",
-    );
-    run(
-        &["--dir", "/app", "--k8s-helm-set", "novalue"],
-        "expected key=value",
-    );
-    fails(
-        t.path(),
-        &[
-            "--from",
-            "/nonexistent/image.tar",
-            "--to",
-            out,
-            "--launcher",
-            launcher(),
-            "--cas-pin",
-            PIN,
-        ],
-        "no such file",
-    );
-    fails(
-        t.path(),
-        &[
-            "--from",
-            img,
-            "--to",
-            out,
-            "--launcher",
-            "/usr/bin/python3.11",
-            "--cas-pin",
-            PIN,
-        ],
-        "dynamically linked",
-    );
-    fails(
-        t.path(),
-        &[
-            "--from",
-            img,
-            "--to",
-            out,
-            "--launcher",
-            launcher(),
-            "--cas-pin",
-            "sha256:zz",
-        ],
-        "--cas-pin",
-    );
+    let l = launcher();
+    // A good image, launcher and pin; the arguments added are wrong.
+    for (more, expect) in [
+        (&["--binary", "/app/start.sh"][..], "--binary /bin/sh"),
+        (
+            &["--dir", "/nonexistent"],
+            "/nonexistent: does not exist in the image",
+        ),
+        (
+            &["--binary", "/usr/bin/nothing"],
+            "does not exist in the image",
+        ),
+        (
+            &["--dir", "/app", "--k8s-helm-set", "novalue"],
+            "expected key=value",
+        ),
+    ] {
+        fails(t.path(), img, l, PIN, more, expect);
+    }
+    // The image, the launcher or the pin is wrong.
+    for (from, launcher, pin, expect) in [
+        ("/nonexistent/image.tar", l, PIN, "no such file"),
+        (img, "/usr/bin/python3.11", PIN, "dynamically linked"),
+        (img, l, "sha256:zz", "--cas-pin"),
+    ] {
+        fails(t.path(), from, launcher, pin, &[], expect);
+    }
 }
 
 #[test]
@@ -281,19 +210,13 @@ fn dry_run_writes_nothing() {
     let t = tempfile::tempdir().unwrap();
     let img = image(t.path());
     let before = listing(t.path());
-    let r = sigil(&[
-        "--from",
+    let r = convert(
         img.to_str().unwrap(),
-        "--to",
         t.path().join("x.tar").to_str().unwrap(),
-        "--dir",
-        "/app",
-        "--launcher",
         launcher(),
-        "--cas-pin",
         PIN,
-        "--dry-run",
-    ]);
+        &["--dir", "/app", "--dry-run"],
+    );
     let stdout = String::from_utf8_lossy(&r.stdout);
     assert!(r.status.success(), "{}", String::from_utf8_lossy(&r.stderr));
     assert!(

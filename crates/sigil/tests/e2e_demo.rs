@@ -7,15 +7,14 @@
 
 use std::process::Command;
 
+use sigil_testsupport::cli::{launcher_binary, run};
+
 #[test]
 fn demo_runs_the_service_with_its_secrets_and_refuses_a_tampered_binary() {
-    let launcher = std::env::var("SIGIL_INIT_BINARY").expect(
-        "SIGIL_INIT_BINARY is not set: run the tests with scripts/test.sh (it builds the static launcher)",
-    );
-    let out = Command::new(env!("CARGO_BIN_EXE_sigil"))
-        .args(["demo", "--launcher", &launcher, "--timeout", "120"])
-        .output()
-        .unwrap();
+    let out = run(Command::new(env!("CARGO_BIN_EXE_sigil"))
+        .args(["demo", "--launcher"])
+        .arg(launcher_binary())
+        .args(["--timeout", "120"]));
     let stdout = String::from_utf8_lossy(&out.stdout);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "stdout:\n{stdout}\nstderr:\n{stderr}");

@@ -10,13 +10,10 @@ use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 
-const SIGIL: &str = env!("CARGO_BIN_EXE_sigil");
+use sigil_testsupport::cli::{assert_success, launcher_binary, run};
+use sigil_testsupport::podman::{self, podman};
 
-fn launcher() -> String {
-    std::env::var("SIGIL_INIT_BINARY").expect(
-        "SIGIL_INIT_BINARY is not set: run the tests with scripts/test.sh (it builds the static launcher)",
-    )
-}
+const SIGIL: &str = env!("CARGO_BIN_EXE_sigil");
 
 struct Cas {
     child: Child,
@@ -111,9 +108,39 @@ fn base_image(dir: &Path, content: &str) -> PathBuf {
 
 /// Converts `base` for session `name` and uploads the session.
 fn convert(cas: &Cas, base: &Path, name: &str, extra: &[&str]) -> String {
-    let to = cas.dir.path().join(format!("{name}-sigil.tar"));
+    let upload = format!("https://{}", cas.addr);
+    let id = cas.dir.path().join("id");
+    let mut args = vec![
+        "--command",
+        r#"sh -c "read x < /app/hello.txt; echo APP-STARTED $x KEY=$KEY PID=$$""#,
+        "--env",
+        "KEY=from-session",
+        "--service-name",
+        "web",
+        "--cas",
+        &upload,
+        "--identity",
+        id.to_str().unwrap(),
+    ];
+    args.extend_from_slice(extra);
+    convert_and_load(&cas.dir, base, name, &cas.addr, &cas.pin, &args)
+}
+
+/// `sigil convert` of `base` (binary /bin/sh, /app sealed, simulation mode)
+/// for session `name`, with the CAS address and key pin written into the
+/// image and `extra` arguments; the result is loaded into podman. Returns
+/// the image name.
+fn convert_and_load(
+    work: &tempfile::TempDir,
+    base: &Path,
+    name: &str,
+    cas_addr: &str,
+    cas_pin: &str,
+    extra: &[&str],
+) -> String {
+    let to = work.path().join(format!("{name}-sigil.tar"));
     let image = format!("localhost/sigil-e2e-{name}-{}:latest", std::process::id());
-    let out = Command::new(SIGIL)
+    let out = run(Command::new(SIGIL)
         .arg("convert")
         .arg("--from")
         .arg(base)
@@ -121,49 +148,19 @@ fn convert(cas: &Cas, base: &Path, name: &str, extra: &[&str]) -> String {
         .arg(&to)
         .args(["--binary", "/bin/sh", "--dir", "/app"])
         .args([
-            "--command",
-            r#"sh -c "read x < /app/hello.txt; echo APP-STARTED $x KEY=$KEY PID=$$""#,
-        ])
-        .args(["--env", "KEY=from-session"])
-        .args([
             "--cas-addr",
-            &cas.addr,
+            cas_addr,
             "--cas-pin",
-            &cas.pin,
+            cas_pin,
             "--mode",
             "sim",
         ])
-        .args([
-            "--name",
-            name,
-            "--service-name",
-            "web",
-            "--image-name",
-            &image,
-        ])
+        .args(["--name", name, "--image-name", &image])
         .arg("--launcher")
-        .arg(launcher())
-        .args(["--cas", &format!("https://{}", cas.addr), "--identity"])
-        .arg(cas.dir.path().join("id"))
-        .args(extra)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "convert failed: {}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let load = Command::new("podman")
-        .args(["load", "-q", "-i"])
-        .arg(&to)
-        .output()
-        .unwrap();
-    assert!(
-        load.status.success(),
-        "{}",
-        String::from_utf8_lossy(&load.stderr)
-    );
+        .arg(launcher_binary())
+        .args(extra));
+    assert_success(&out, "sigil convert");
+    podman(&["load", "-q", "-i", to.to_str().unwrap()]);
     image
 }
 
@@ -171,26 +168,21 @@ struct Container(String);
 
 impl Drop for Container {
     fn drop(&mut self) {
-        let _ = Command::new("podman").args(["rm", "-f", &self.0]).output();
+        let _ = podman::output(&["rm", "-f", &self.0]);
     }
 }
 
 fn create(cas: &Cas, image: &str, env: &[&str]) -> Container {
     let name = format!("sigil-e2e-{}-{}", std::process::id(), rand_suffix());
-    let mut c = Command::new("podman");
-    c.args(["create", "--name", &name, "--network=host"])
-        .args(["--tmpfs", "/run/sigil:rw,size=16m,mode=0755"])
-        .args(["-e", &format!("SIGIL_CAS_ADDR={}", cas.addr)])
-        .args(["-e", "SIGIL_MODE=sim", "-e", "SIGIL_CAS_TIMEOUT=10"]);
+    let addr = format!("SIGIL_CAS_ADDR={}", cas.addr);
+    let mut args = vec!["create", "--name", &name, "--network=host"];
+    args.extend(["--tmpfs", "/run/sigil:rw,size=16m,mode=0755", "-e", &addr]);
+    args.extend(["-e", "SIGIL_MODE=sim", "-e", "SIGIL_CAS_TIMEOUT=10"]);
     for e in env {
-        c.args(["-e", e]);
+        args.extend(["-e", e]);
     }
-    let out = c.arg(image).output().unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    args.push(image);
+    podman(&args);
     Container(name)
 }
 
@@ -205,23 +197,13 @@ fn rand_suffix() -> String {
 }
 
 fn start(c: &Container) -> Output {
-    Command::new("podman")
-        .args(["start", "-a", &c.0])
-        .output()
-        .unwrap()
+    podman::output(&["start", "-a", &c.0])
 }
 
 /// Flips one byte in the middle of `path` inside the (created) container.
 fn tamper(c: &Container, path: &str, work: &Path) {
     let local = work.join(format!("tamper-{}", rand_suffix()));
-    let cp = |a: &str, b: &str| {
-        let o = Command::new("podman").args(["cp", a, b]).output().unwrap();
-        assert!(
-            o.status.success(),
-            "podman cp: {}",
-            String::from_utf8_lossy(&o.stderr)
-        );
-    };
+    let cp = |a: &str, b: &str| podman(&["cp", a, b]);
     cp(&format!("{}:{path}", c.0), local.to_str().unwrap());
     let mut b = std::fs::read(&local).unwrap();
     let i = b.len() / 2;
@@ -290,23 +272,20 @@ fn converted_image_runs_attested_and_attacks_are_refused() {
     // and volume tag); the host puts v1's older volume into a v2 container.
     let old = create(&cas, &image, &[]);
     let v1_dir = work.join("v1-volume");
-    let o = Command::new("podman")
-        .args(["cp", &format!("{}:/sigil/volumes/fs", old.0)])
-        .arg(&v1_dir)
-        .output()
-        .unwrap();
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    podman(&[
+        "cp",
+        &format!("{}:/sigil/volumes/fs", old.0),
+        v1_dir.to_str().unwrap(),
+    ]);
     drop(old);
     let base2 = base_image(&work, "v2-content-newer");
     let image2 = convert(&cas, &base2, "e2e", &["--allow-simulation"]);
     let c = create(&cas, &image2, &[]);
-    let o = Command::new("podman")
-        .arg("cp")
-        .arg(format!("{}/.", v1_dir.display()))
-        .arg(format!("{}:/sigil/volumes/fs", c.0))
-        .output()
-        .unwrap();
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    podman(&[
+        "cp",
+        &format!("{}/.", v1_dir.display()),
+        &format!("{}:/sigil/volumes/fs", c.0),
+    ]);
     assert_refused(&start(&c), "rolled-back volume");
     drop(c);
     // The v2 image itself runs.
@@ -332,43 +311,15 @@ fn converted_image_runs_attested_and_attacks_are_refused() {
 
     // Wrong CAS key pin in init.toml: no evidence is sent.
     let other = Cas::start();
-    let wrong = {
-        // Converted against `other`'s pin but pointed at `cas`.
-        let to = work.join("wrongpin.tar");
-        let image = format!("localhost/sigil-e2e-wrongpin-{}:latest", std::process::id());
-        let out = Command::new(SIGIL)
-            .arg("convert")
-            .arg("--from")
-            .arg(&base)
-            .arg("--to")
-            .arg(&to)
-            .args(["--binary", "/bin/sh", "--dir", "/app", "--allow-simulation"])
-            .args([
-                "--cas-addr",
-                &cas.addr,
-                "--cas-pin",
-                &other.pin,
-                "--mode",
-                "sim",
-            ])
-            .args(["--name", "wrongpin", "--image-name", &image])
-            .arg("--launcher")
-            .arg(launcher())
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        let load = Command::new("podman")
-            .args(["load", "-q", "-i"])
-            .arg(&to)
-            .output()
-            .unwrap();
-        assert!(load.status.success());
-        image
-    };
+    // Converted against `other`'s pin but pointed at `cas`.
+    let wrong = convert_and_load(
+        &cas.dir,
+        &base,
+        "wrongpin",
+        &cas.addr,
+        &other.pin,
+        &["--allow-simulation"],
+    );
     let c = create(&cas, &wrong, &[]);
     assert_refused(&start(&c), "is not the CAS pinned in init.toml");
     drop(c);
@@ -384,6 +335,6 @@ fn converted_image_runs_attested_and_attacks_are_refused() {
     }
 
     for i in [&image, &image2, &hw, &wrong] {
-        let _ = Command::new("podman").args(["rmi", "-f", i]).output();
+        let _ = podman::output(&["rmi", "-f", i]);
     }
 }

@@ -5,56 +5,27 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-/// A temporary directory removed on drop (no extra dev-dependency).
-struct Tmp(PathBuf);
-
-impl Tmp {
-    fn new(name: &str) -> Self {
-        let nanos = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .as_nanos();
-        let p = std::env::temp_dir().join(format!(
-            "sigil-fs-cli-{name}-{}-{nanos}",
-            std::process::id()
-        ));
-        fs::create_dir_all(&p).unwrap();
-        Tmp(p)
-    }
-    fn path(&self) -> &Path {
-        &self.0
-    }
-}
-
-impl Drop for Tmp {
-    fn drop(&mut self) {
-        let _ = fs::remove_dir_all(&self.0);
-    }
-}
+use sigil_testsupport::cli::{field, ok, run};
+use sigil_testsupport::tempdir;
 
 fn sigil(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_sigil"))
+    run(Command::new(env!("CARGO_BIN_EXE_sigil"))
         .args(args)
-        .env_remove("SIGIL_FS_KEY")
-        .output()
-        .unwrap()
+        .env_remove("SIGIL_FS_KEY"))
 }
 
-fn ok(o: &Output) -> String {
-    assert!(
-        o.status.success(),
-        "sigil failed: {}\n{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    );
-    String::from_utf8(o.stdout.clone()).unwrap()
+/// `sigil fs seal SRC VOL EXTRA…`.
+fn seal(src: &Path, vol: &Path, extra: &[&str]) -> Output {
+    let mut args = vec!["fs", "seal", src.to_str().unwrap(), vol.to_str().unwrap()];
+    args.extend_from_slice(extra);
+    sigil(&args)
 }
 
-fn field(out: &str, name: &str) -> String {
-    out.lines()
-        .find_map(|l| l.strip_prefix(&format!("{name}: ")))
-        .unwrap_or_else(|| panic!("no {name} in {out}"))
-        .to_string()
+/// `sigil fs verify VOL EXTRA…`.
+fn verify(vol: &Path, extra: &[&str]) -> Output {
+    let mut args = vec!["fs", "verify", vol.to_str().unwrap()];
+    args.extend_from_slice(extra);
+    sigil(&args)
 }
 
 fn tree(src: &Path) {
@@ -69,39 +40,25 @@ fn tree(src: &Path) {
 
 #[test]
 fn seal_prints_key_and_tag_and_open_restores_the_tree() {
-    let t = Tmp::new("roundtrip");
+    let t = tempdir();
     let src = t.path().join("src");
     tree(&src);
     let vol = t.path().join("vol");
-    let out = ok(&sigil(&[
-        "fs",
-        "seal",
-        src.to_str().unwrap(),
-        vol.to_str().unwrap(),
-        "--encrypt",
-        "/app",
-        "--chunk-size",
-        "4096",
-    ]));
+    let out = ok(&seal(
+        &src,
+        &vol,
+        &["--encrypt", "/app", "--chunk-size", "4096"],
+    ));
     let key = field(&out, "key");
     let tag = field(&out, "tag");
     assert_eq!(key.len(), 64);
     assert_eq!(tag.len(), 64);
 
     let dst = t.path().join("dst");
-    let o = Command::new(env!("CARGO_BIN_EXE_sigil"))
-        .args([
-            "fs",
-            "open",
-            vol.to_str().unwrap(),
-            dst.to_str().unwrap(),
-            "--tag",
-            &tag,
-        ])
-        .env("SIGIL_FS_KEY", &key)
-        .output()
-        .unwrap();
-    ok(&o);
+    ok(&run(Command::new(env!("CARGO_BIN_EXE_sigil"))
+        .args(["fs", "open", vol.to_str().unwrap(), dst.to_str().unwrap()])
+        .args(["--tag", &tag])
+        .env("SIGIL_FS_KEY", &key)));
     for f in ["app/secret.py", "app/model.bin", "etc/hosts"] {
         assert_eq!(
             fs::read(src.join(f)).unwrap(),
@@ -114,40 +71,32 @@ fn seal_prints_key_and_tag_and_open_restores_the_tree() {
         Path::new("secret.py")
     );
 
-    let v = ok(&sigil(&[
-        "fs",
-        "verify",
-        vol.to_str().unwrap(),
-        "--key",
-        &key,
-        "--tag",
-        &tag,
-    ]));
+    let v = ok(&verify(&vol, &["--key", &key, "--tag", &tag]));
     assert!(v.contains("sealed files: 2"), "{v}");
     assert!(v.contains("plain files (content not protected): 1"), "{v}");
 }
 
 #[test]
 fn key_out_writes_a_private_key_file_and_tamper_is_reported_without_the_key() {
-    let t = Tmp::new("keyfile");
+    let t = tempdir();
     let src = t.path().join("src");
     tree(&src);
     let vol = t.path().join("vol");
     let keyfile = t.path().join("vol.key");
-    let out = ok(&sigil(&[
-        "fs",
-        "seal",
-        src.to_str().unwrap(),
-        vol.to_str().unwrap(),
-        "--default-region",
-        "encrypted",
-        "--plain",
-        "etc/hosts",
-        "--chunk-size",
-        "4096",
-        "--key-out",
-        keyfile.to_str().unwrap(),
-    ]));
+    let out = ok(&seal(
+        &src,
+        &vol,
+        &[
+            "--default-region",
+            "encrypted",
+            "--plain",
+            "etc/hosts",
+            "--chunk-size",
+            "4096",
+            "--key-out",
+            keyfile.to_str().unwrap(),
+        ],
+    ));
     assert!(
         !out.contains("key:"),
         "key printed despite --key-out: {out}"
@@ -159,14 +108,11 @@ fn key_out_writes_a_private_key_file_and_tamper_is_reported_without_the_key() {
     assert_eq!(key.len(), 64);
 
     // --key-out never overwrites.
-    let again = sigil(&[
-        "fs",
-        "seal",
-        src.to_str().unwrap(),
-        t.path().join("vol2").to_str().unwrap(),
-        "--key-out",
-        keyfile.to_str().unwrap(),
-    ]);
+    let again = seal(
+        &src,
+        &t.path().join("vol2"),
+        &["--key-out", keyfile.to_str().unwrap()],
+    );
     assert!(!again.status.success());
     assert_eq!(fs::read_to_string(&keyfile).unwrap().trim(), key);
 
@@ -181,9 +127,7 @@ fn key_out_writes_a_private_key_file_and_tamper_is_reported_without_the_key() {
     let mut bytes = fs::read(model).unwrap();
     bytes[40 + 2 * (4096 + 16) + 5] ^= 1;
     fs::write(model, &bytes).unwrap();
-    let mut args = vec!["fs", "verify", vol.to_str().unwrap()];
-    args.extend(vol_key);
-    let o = sigil(&args);
+    let o = verify(&vol, &vol_key);
     assert!(!o.status.success());
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(err.contains("app/model.bin"), "{err}");
@@ -200,92 +144,49 @@ fn key_out_writes_a_private_key_file_and_tamper_is_reported_without_the_key() {
 
 #[test]
 fn wrong_tag_and_bad_key_are_refused_clearly() {
-    let t = Tmp::new("refuse");
+    let t = tempdir();
     let src = t.path().join("src");
     tree(&src);
     let vol = t.path().join("vol");
-    let out = ok(&sigil(&[
-        "fs",
-        "seal",
-        src.to_str().unwrap(),
-        vol.to_str().unwrap(),
-        "--encrypt",
-        "app",
-    ]));
+    let out = ok(&seal(&src, &vol, &["--encrypt", "app"]));
     let key = field(&out, "key");
     let tag = field(&out, "tag");
     let other_tag = "00".repeat(32);
-    let o = sigil(&[
-        "fs",
-        "verify",
-        vol.to_str().unwrap(),
-        "--key",
-        &key,
-        "--tag",
-        &other_tag,
-    ]);
+    let o = verify(&vol, &["--key", &key, "--tag", &other_tag]);
     assert!(!o.status.success());
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(err.contains("tag mismatch"), "{err}");
 
     let bad_key = format!("{}zz", &key[..62]);
-    let o = sigil(&[
-        "fs",
-        "verify",
-        vol.to_str().unwrap(),
-        "--key",
-        &bad_key,
-        "--tag",
-        &tag,
-    ]);
+    let o = verify(&vol, &["--key", &bad_key, "--tag", &tag]);
     assert!(!o.status.success());
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(err.contains("invalid volume key"), "{err}");
     assert!(!err.contains(&key[..62]), "key echoed: {err}");
 
-    let o = sigil(&["fs", "verify", vol.to_str().unwrap(), "--tag", &tag]);
+    let o = verify(&vol, &["--tag", &tag]);
     assert!(!o.status.success());
     assert!(String::from_utf8_lossy(&o.stderr).contains("--key-file"));
 
-    let o = sigil(&[
-        "fs",
-        "seal",
-        src.to_str().unwrap(),
-        t.path().join("v2").to_str().unwrap(),
-        "--chunk-size",
-        "8",
-    ]);
+    let o = seal(&src, &t.path().join("v2"), &["--chunk-size", "8"]);
     assert!(!o.status.success());
     assert!(String::from_utf8_lossy(&o.stderr).contains("chunk size 8"));
 }
 
 #[test]
 fn seal_with_an_existing_key_file() {
-    let t = Tmp::new("existing-key");
+    let t = tempdir();
     let src = t.path().join("src");
     tree(&src);
     let keyfile = t.path().join("k");
     fs::write(&keyfile, format!("{}\n", "ab".repeat(32))).unwrap();
     let vol = t.path().join("vol");
-    let out = ok(&sigil(&[
-        "fs",
-        "seal",
-        src.to_str().unwrap(),
-        vol.to_str().unwrap(),
-        "--encrypt",
-        "app",
-        "--key-file",
-        keyfile.to_str().unwrap(),
-    ]));
+    let out = ok(&seal(
+        &src,
+        &vol,
+        &["--encrypt", "app", "--key-file", keyfile.to_str().unwrap()],
+    ));
     assert!(!out.contains("key:"));
     let tag = field(&out, "tag");
-    ok(&sigil(&[
-        "fs",
-        "verify",
-        vol.to_str().unwrap(),
-        "--key",
-        &"ab".repeat(32),
-        "--tag",
-        &tag,
-    ]));
+    ok(&verify(&vol, &["--key", &"ab".repeat(32), "--tag", &tag]));
 }

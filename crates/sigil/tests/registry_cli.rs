@@ -6,6 +6,14 @@ use std::path::Path;
 use std::process::{Command, Output};
 
 use sigil_registry::testing::{available, LocalRegistry, RegistryConfig};
+use sigil_testsupport::cli::{fails_with, ok, static_elf};
+use sigil_testsupport::listing;
+use sigil_testsupport::tools::require;
+
+/// Whether the loopback registry can run; under CI it must.
+fn registry_present() -> bool {
+    require(available(), "docker-registry (scripts/setup.sh)")
+}
 
 fn sigil(args: &[&str], env: &[(&str, &Path)]) -> Output {
     let mut c = Command::new(env!("CARGO_BIN_EXE_sigil"));
@@ -20,15 +28,15 @@ fn sigil(args: &[&str], env: &[(&str, &Path)]) -> Output {
     c.output().expect("run sigil")
 }
 
-fn ok(o: &Output) -> String {
-    assert!(
-        o.status.success(),
-        "stdout: {}\nstderr: {}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    );
-    String::from_utf8_lossy(&o.stdout).to_string()
+/// `sigil ARGS… --insecure-registry HOST`: plain HTTP to the loopback
+/// registry at HOST.
+fn sigil_insecure(args: &[&str], host: &str) -> Output {
+    let mut args = args.to_vec();
+    args.extend(["--insecure-registry", host]);
+    sigil(&args, &[])
 }
+
+const PIN: &str = "sha256:0101010101010101010101010101010101010101010101010101010101010101";
 
 fn layout(dir: &Path) -> std::path::PathBuf {
     let out = dir.join("layout");
@@ -42,7 +50,7 @@ fn layout(dir: &Path) -> std::path::PathBuf {
 
 #[test]
 fn push_and_pull_over_plain_http_with_insecure_registry() {
-    if !available() {
+    if !registry_present() {
         return;
     }
     let reg = LocalRegistry::start(&RegistryConfig::default());
@@ -58,33 +66,24 @@ fn push_and_pull_over_plain_http_with_insecure_registry() {
         "{err}"
     );
 
-    let out = ok(&sigil(
-        &[
-            "image",
-            "push",
-            src.to_str().unwrap(),
-            &r,
-            "--insecure-registry",
-            &reg.host,
-        ],
-        &[],
+    let out = ok(&sigil_insecure(
+        &["image", "push", src.to_str().unwrap(), &r],
+        &reg.host,
     ));
     assert!(out.starts_with(&format!("pushed {r}@sha256:")), "{out}");
     assert!(out.contains("2 blobs uploaded, 0 already there"), "{out}");
 
     let dest = t.path().join("pulled");
-    let out = ok(&sigil(
+    let out = ok(&sigil_insecure(
         &[
             "image",
             "pull",
             &format!("docker://{r}"),
             dest.to_str().unwrap(),
-            "--insecure-registry",
-            &reg.host,
             "--platform",
             "linux/amd64",
         ],
-        &[],
+        &reg.host,
     ));
     assert!(out.contains("1 layers"), "{out}");
     let img = sigil_image::source::SourceImage::open(&dest, None, &Default::default()).unwrap();
@@ -95,21 +94,17 @@ fn push_and_pull_over_plain_http_with_insecure_registry() {
     assert!(out.contains(want), "{out} / {want}");
 
     // A missing tag and a bad reference: one clear line each.
-    let o = sigil(
-        &[
-            "image",
-            "pull",
-            &format!("{}/cli/hello:missing", reg.host),
-            t.path().join("m").to_str().unwrap(),
-            "--insecure-registry",
+    fails_with(
+        &sigil_insecure(
+            &[
+                "image",
+                "pull",
+                &format!("{}/cli/hello:missing", reg.host),
+                t.path().join("m").to_str().unwrap(),
+            ],
             &reg.host,
-        ],
-        &[],
-    );
-    let err = String::from_utf8_lossy(&o.stderr);
-    assert!(
-        !o.status.success() && err.contains("manifest unknown"),
-        "{err}"
+        ),
+        "manifest unknown",
     );
     let o = sigil(&["image", "pull", "Bad Ref", "x"], &[]);
     let err = String::from_utf8_lossy(&o.stderr);
@@ -121,7 +116,7 @@ fn push_and_pull_over_plain_http_with_insecure_registry() {
 
 #[test]
 fn tls_registry_with_ca_file_and_registry_auth_file() {
-    if !available() {
+    if !registry_present() {
         return;
     }
     let pw = "cli-Secret-pw-42";
@@ -157,30 +152,24 @@ fn tls_registry_with_ca_file_and_registry_auth_file() {
         ],
         &[("REGISTRY_AUTH_FILE", &good)],
     ));
+    // `sigil image pull R DEST --ca-file CA MORE…` with `env`.
+    let pull = |dest: &str, more: &[&str], env: &[(&str, &Path)]| {
+        let mut args = vec!["image", "pull", &r, dest, "--ca-file", ca.to_str().unwrap()];
+        args.extend_from_slice(more);
+        sigil(&args, env)
+    };
     let dest = t.path().join("pulled");
-    ok(&sigil(
-        &[
-            "image",
-            "pull",
-            &r,
-            dest.to_str().unwrap(),
-            "--ca-file",
-            ca.to_str().unwrap(),
-        ],
+    ok(&pull(
+        dest.to_str().unwrap(),
+        &[],
         &[("REGISTRY_AUTH_FILE", &good)],
     ));
     assert!(dest.join("index.json").is_file());
 
     // Wrong password: 401, the user named, the password nowhere.
-    let o = sigil(
-        &[
-            "image",
-            "pull",
-            &r,
-            t.path().join("x").to_str().unwrap(),
-            "--ca-file",
-            ca.to_str().unwrap(),
-        ],
+    let o = pull(
+        t.path().join("x").to_str().unwrap(),
+        &[],
         &[("REGISTRY_AUTH_FILE", &bad)],
     );
     let err = String::from_utf8_lossy(&o.stderr);
@@ -194,31 +183,17 @@ fn tls_registry_with_ca_file_and_registry_auth_file() {
     );
 
     // --authfile comes before $REGISTRY_AUTH_FILE; DOCKER_CONFIG works too.
-    ok(&sigil(
-        &[
-            "image",
-            "pull",
-            &r,
-            t.path().join("y").to_str().unwrap(),
-            "--ca-file",
-            ca.to_str().unwrap(),
-            "--authfile",
-            good.to_str().unwrap(),
-        ],
+    ok(&pull(
+        t.path().join("y").to_str().unwrap(),
+        &["--authfile", good.to_str().unwrap()],
         &[("REGISTRY_AUTH_FILE", &bad)],
     ));
     let dc = t.path().join("docker");
     std::fs::create_dir(&dc).unwrap();
     std::fs::copy(&good, dc.join("config.json")).unwrap();
-    ok(&sigil(
-        &[
-            "image",
-            "pull",
-            &r,
-            t.path().join("z").to_str().unwrap(),
-            "--ca-file",
-            ca.to_str().unwrap(),
-        ],
+    ok(&pull(
+        t.path().join("z").to_str().unwrap(),
+        &[],
         &[("DOCKER_CONFIG", &dc)],
     ));
 }
@@ -228,13 +203,10 @@ fn tls_registry_with_ca_file_and_registry_auth_file() {
 /// the archive written with --to.
 #[test]
 fn convert_pulls_from_and_pushes_to_the_registry() {
-    if !available() {
+    if !registry_present() {
         return;
     }
-    let ldconfig = ["/usr/sbin/ldconfig", "/sbin/ldconfig"]
-        .into_iter()
-        .find(|p| Path::new(p).is_file())
-        .expect("a static ldconfig on this host");
+    let ldconfig = static_elf();
     let reg = LocalRegistry::start(&RegistryConfig::default());
     let t = tempfile::tempdir().unwrap();
     let src = t.path().join("in");
@@ -246,19 +218,12 @@ fn convert_pulls_from_and_pushes_to_the_registry() {
         .unwrap();
     let r_in = format!("{}/convert/in:1", reg.host);
     let r_out = format!("{}/convert/out:sigil", reg.host);
-    ok(&sigil(
-        &[
-            "image",
-            "push",
-            src.to_str().unwrap(),
-            &r_in,
-            "--insecure-registry",
-            &reg.host,
-        ],
-        &[],
+    ok(&sigil_insecure(
+        &["image", "push", src.to_str().unwrap(), &r_in],
+        &reg.host,
     ));
     let out = t.path().join("app.tar");
-    let o = sigil(
+    let o = sigil_insecure(
         &[
             "convert",
             "--from",
@@ -270,14 +235,12 @@ fn convert_pulls_from_and_pushes_to_the_registry() {
             "--launcher",
             ldconfig,
             "--cas-pin",
-            "sha256:0101010101010101010101010101010101010101010101010101010101010101",
+            PIN,
             "--allow-simulation",
             "--push",
             &r_out,
-            "--insecure-registry",
-            &reg.host,
         ],
-        &[],
+        &reg.host,
     );
     let stdout = ok(&o);
     assert!(
@@ -285,11 +248,7 @@ fn convert_pulls_from_and_pushes_to_the_registry() {
         "{stdout}"
     );
     // Only the outputs are left next to them: no pulled layout.
-    let mut names: Vec<String> = std::fs::read_dir(t.path())
-        .unwrap()
-        .map(|e| e.unwrap().file_name().to_string_lossy().to_string())
-        .collect();
-    names.sort();
+    let names = listing(t.path());
     assert_eq!(names, ["app.session.yaml", "app.tar", "in"], "{names:?}");
 
     // What the registry has is the archive that was written.
@@ -328,7 +287,7 @@ fn convert_pulls_from_and_pushes_to_the_registry() {
 
     // A missing input tag: one line, nothing written.
     let out2 = t.path().join("none.tar");
-    let o = sigil(
+    let o = sigil_insecure(
         &[
             "convert",
             "--from",
@@ -338,16 +297,10 @@ fn convert_pulls_from_and_pushes_to_the_registry() {
             "--launcher",
             ldconfig,
             "--cas-pin",
-            "sha256:0101010101010101010101010101010101010101010101010101010101010101",
-            "--insecure-registry",
-            &reg.host,
+            PIN,
         ],
-        &[],
+        &reg.host,
     );
-    let err = String::from_utf8_lossy(&o.stderr);
-    assert!(
-        !o.status.success() && err.contains("manifest unknown"),
-        "{err}"
-    );
+    fails_with(&o, "manifest unknown");
     assert!(!out2.exists());
 }

@@ -6,6 +6,10 @@ use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 
+// Not every test binary that includes this module uses both.
+#[allow(unused_imports)]
+pub use sigil_testsupport::cli::{fails, ok};
+
 pub const KEY_HEX: &str = "3333333333333333333333333333333333333333333333333333333333333333";
 
 /// A `sigil cas serve` child; SIGKILLed on drop if still running.
@@ -101,25 +105,6 @@ pub fn sigil(config: &Path, args: &[&str]) -> Output {
         .env_remove("RUST_LIB_BACKTRACE")
         .output()
         .expect("run sigil")
-}
-
-pub fn ok(o: &Output) -> String {
-    assert!(
-        o.status.success(),
-        "sigil failed: {}{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    );
-    String::from_utf8_lossy(&o.stdout).into_owned()
-}
-
-pub fn fails(o: &Output) -> String {
-    assert!(
-        !o.status.success(),
-        "sigil should have failed: {}",
-        String::from_utf8_lossy(&o.stdout)
-    );
-    String::from_utf8_lossy(&o.stderr).into_owned()
 }
 
 pub fn session_yaml(name: &str, size: u32, policy: &str) -> String {
