@@ -18,6 +18,10 @@ use sigil_client::{CasClient, Fingerprint};
 
 mod cas_support;
 use cas_support::sigil;
+use sigil_testsupport::cli::assert_success;
+use sigil_testsupport::net::free_port;
+use sigil_testsupport::podman::output as podman;
+use sigil_testsupport::tools::{assert_kubernetes_valid, require, require_chart_tools};
 
 /// Lints and renders the chart with the values given as JSON; prints one
 /// JSON object per line: {"path", "text"} for every non-empty template, or
@@ -49,32 +53,10 @@ for f in sys.argv[1:]:
 print(json.dumps(docs))
 "#;
 
-fn in_ci() -> bool {
-    std::env::var("CI").as_deref() == Ok("true")
-}
-
-/// Whether a required tool is there; under CI its absence is a failure.
-fn require(ok: bool, what: &str) -> bool {
-    if !ok {
-        assert!(!in_ci(), "{what} is required in CI");
-        eprintln!("skipping: {what} is missing");
-    }
-    ok
-}
-
+/// Helm (with PyYAML for [`TO_JSON`]) and kubernetes-validate; under CI
+/// their absence is a failure, elsewhere the test skips.
 fn chart_tools() -> bool {
-    let helm = Command::new("python3")
-        .args(["-c", "import helm_python, yaml"])
-        .status()
-        .is_ok_and(|s| s.success());
-    let kv = Command::new("kubernetes-validate")
-        .arg("--version")
-        .output()
-        .is_ok_and(|o| o.status.success());
-    require(
-        helm && kv,
-        "helm-python-sdk and kubernetes-validate (scripts/setup.sh)",
-    )
+    require_chart_tools(&["yaml"])
 }
 
 fn repo() -> PathBuf {
@@ -156,18 +138,8 @@ fn render(values: Value) -> Rendered {
         std::fs::write(&p, text).unwrap();
         paths.push(p);
     }
-    let v = Command::new("kubernetes-validate")
-        .arg("--strict")
-        .args(&paths)
-        .output()
-        .unwrap();
     let all: String = files.iter().map(|(_, t)| t.as_str()).collect();
-    assert!(
-        v.status.success(),
-        "kubernetes-validate --strict failed:\n{}{}\n{all}",
-        String::from_utf8_lossy(&v.stdout),
-        String::from_utf8_lossy(&v.stderr)
-    );
+    assert_kubernetes_valid(&paths, &all);
     let j = Command::new("python3")
         .arg("-c")
         .arg(TO_JSON)
@@ -565,22 +537,8 @@ fn rendered_arguments_start_the_real_cas() {
 
 // ---- the CAS image with real podman ----
 
-fn podman(args: &[&str]) -> Output {
-    Command::new("podman")
-        .args(["--runtime", "/usr/sbin/runc", "--cgroup-manager=cgroupfs"])
-        .args(args)
-        .output()
-        .expect("run podman")
-}
-
 fn ok(o: Output, what: &str) -> String {
-    assert!(
-        o.status.success(),
-        "{what} failed: {}{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    );
-    String::from_utf8_lossy(&o.stdout).into_owned()
+    assert_success(&o, what)
 }
 
 /// Removes the container (and an image this test loaded) however the test ends.
@@ -596,14 +554,6 @@ impl Drop for Cleanup {
             let _ = podman(&["rmi", "-f", i]);
         }
     }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 /// The archive to load: `SIGIL_CAS_IMAGE` (an archive of
