@@ -27,23 +27,10 @@ for i, (path, text) in enumerate(sorted(out.items())):
     print("RENDERED " + path)
 "#;
 
+/// Helm and kubernetes-validate; under CI their absence is a failure,
+/// elsewhere the test skips.
 fn tools_present() -> bool {
-    let helm = Command::new("python3")
-        .args(["-c", "import helm_python"])
-        .status()
-        .is_ok_and(|s| s.success());
-    let kv = Command::new("kubernetes-validate")
-        .arg("--version")
-        .output()
-        .is_ok_and(|o| o.status.success());
-    if !(helm && kv) {
-        assert!(
-            std::env::var("CI").as_deref() != Ok("true"),
-            "helm-python-sdk and kubernetes-validate are required in CI (scripts/setup.sh)"
-        );
-        eprintln!("skipping: helm_python or kubernetes-validate not installed");
-    }
-    helm && kv
+    sigil_testsupport::tools::require_chart_tools(&[])
 }
 
 fn opts(workload: Workload) -> ChartOptions {
@@ -89,22 +76,12 @@ fn render(dir: &Path) -> String {
         .collect();
     files.sort();
     assert!(!files.is_empty());
-    let v = Command::new("kubernetes-validate")
-        .arg("--strict")
-        .args(&files)
-        .output()
-        .unwrap();
     let text: String = files
         .iter()
         .map(|f| std::fs::read_to_string(f).unwrap())
         .collect::<Vec<_>>()
         .join("\n---\n");
-    assert!(
-        v.status.success(),
-        "kubernetes-validate --strict failed:\n{}{}\n{text}",
-        String::from_utf8_lossy(&v.stdout),
-        String::from_utf8_lossy(&v.stderr)
-    );
+    sigil_testsupport::tools::assert_kubernetes_valid(&files, &text);
     text
 }
 

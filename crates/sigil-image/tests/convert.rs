@@ -8,13 +8,15 @@
 
 mod common;
 
-use common::{contains, decompress, files_under, podman, static_elf};
+use common::{contains, decompress, files_under};
 use sigil_image::archive::{Format, LayerCompression};
 use sigil_image::build::ImageBuilder;
 use sigil_image::convert::{convert, ConvertOptions, NoProgress};
 use sigil_image::spec::Compression;
 use sigil_image::{Error, Limits};
 use sigil_init::config::{InitConfig, Mode};
+use sigil_testsupport::cli::static_elf;
+use sigil_testsupport::podman::podman;
 use std::path::{Path, PathBuf};
 
 const MARKER: &[u8] = b"SIGIL-MARKER-7f3a9c-this-must-never-appear-in-plaintext";
@@ -78,7 +80,7 @@ fn options(from: &Path, to: &Path) -> ConvertOptions {
         encrypt: vec!["/app".into(), "/usr/lib/python3.11".into()],
         authenticate: vec![],
         plain: vec!["/app/static".into()],
-        launcher: static_elf().to_path_buf(),
+        launcher: static_elf().into(),
         cas_addr: "cas.example:8081".into(),
         cas_pin: format!("sha256:{}", "ab".repeat(32)).parse().unwrap(),
         session: "pyapp".into(),

@@ -135,61 +135,42 @@ fn hostile(layer: Vec<u8>, limits: &Limits) -> String {
     err
 }
 
+/// [`hostile`] with a layer of one raw tar entry, under the default limits.
+fn hostile_entry(name: &[u8], kind: tar::EntryType, data: &[u8], link: Option<&[u8]>) -> String {
+    hostile(
+        raw_end(raw_entry(name, kind, data, link)),
+        &Limits::default(),
+    )
+}
+
 #[test]
 fn path_traversal_is_refused() {
-    let e = hostile(
-        raw_end(raw_entry(b"../pwned", tar::EntryType::Regular, b"x", None)),
-        &Limits::default(),
-    );
-    assert!(e.contains("path traversal"), "{e}");
-    let e = hostile(
-        raw_end(raw_entry(
-            b"ok/../../pwned",
-            tar::EntryType::Regular,
-            b"x",
-            None,
-        )),
-        &Limits::default(),
-    );
-    assert!(e.contains("path traversal"), "{e}");
+    for name in [&b"../pwned"[..], b"ok/../../pwned"] {
+        let e = hostile_entry(name, tar::EntryType::Regular, b"x", None);
+        assert!(e.contains("path traversal"), "{e}");
+    }
 }
 
 #[test]
 fn writing_through_a_symlink_is_refused() {
-    let e = hostile(
-        raw_end(raw_entry(
-            b"evil/pwned-by-sigil-test",
-            tar::EntryType::Regular,
-            b"x",
-            None,
-        )),
-        &Limits::default(),
+    let e = hostile_entry(
+        b"evil/pwned-by-sigil-test",
+        tar::EntryType::Regular,
+        b"x",
+        None,
     );
     assert!(e.contains("passes through symlink /evil"), "{e}");
 }
 
 #[test]
 fn hard_link_leaving_the_image_is_refused() {
-    let e = hostile(
-        raw_end(raw_entry(
-            b"h",
-            tar::EntryType::Link,
-            b"",
-            Some(b"../../etc/passwd"),
-        )),
-        &Limits::default(),
-    );
-    assert!(e.contains("leaves the image"), "{e}");
-    let e = hostile(
-        raw_end(raw_entry(
-            b"h",
-            tar::EntryType::Link,
-            b"",
-            Some(b"/etc/passwd"),
-        )),
-        &Limits::default(),
-    );
-    assert!(e.contains("not a regular file of the image"), "{e}");
+    for (target, expect) in [
+        (&b"../../etc/passwd"[..], "leaves the image"),
+        (b"/etc/passwd", "not a regular file of the image"),
+    ] {
+        let e = hostile_entry(b"h", tar::EntryType::Link, b"", Some(target));
+        assert!(e.contains(expect), "{e}");
+    }
 }
 
 #[test]

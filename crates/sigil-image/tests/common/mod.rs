@@ -1,9 +1,8 @@
 #![allow(dead_code)]
 //! Helpers shared by the integration tests: hostile tar construction and
-//! podman invocation.
+//! reading what an image holds.
 
 use std::path::Path;
-use std::process::Command;
 
 /// A raw tar header for `name` with arbitrary (unvalidated) bytes in the
 /// name field, so tests can build entries the tar crate refuses to write.
@@ -33,33 +32,6 @@ pub fn raw_entry(name: &[u8], et: tar::EntryType, data: &[u8], link: Option<&[u8
 pub fn raw_end(mut v: Vec<u8>) -> Vec<u8> {
     v.extend_from_slice(&[0u8; 1024]);
     v
-}
-
-/// Runs podman with the flags this machine needs; returns stdout, panics with
-/// stderr on failure.
-pub fn podman(args: &[&str]) -> String {
-    let out = Command::new("podman")
-        .args(["--runtime", "/usr/sbin/runc", "--cgroup-manager=cgroupfs"])
-        .args(args)
-        .output()
-        .expect("podman is installed (scripts/setup.sh)");
-    assert!(
-        out.status.success(),
-        "podman {args:?} failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).to_string()
-}
-
-/// A static ELF to stand in for the launcher where only the image layout is
-/// tested (not the launcher's behaviour): the host's static-pie `ldconfig`.
-pub fn static_elf() -> &'static Path {
-    for p in ["/usr/sbin/ldconfig", "/sbin/ldconfig"] {
-        if Path::new(p).is_file() {
-            return Path::new(p);
-        }
-    }
-    panic!("no static ELF (ldconfig) on this host")
 }
 
 /// Every file under `dir` (recursively), as (relative path, bytes).
