@@ -15,11 +15,12 @@ use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use sigil_cas::{Config, MasterKeySource, Server};
-use sigil_client::{CasClient, Identity};
 use sigil_init::attest::{run_attestation, AttestParams};
-use sigil_init::config::{ConfigId, InitConfig, Mode, SpkiPin, VolumeSpec};
+use sigil_init::config::ConfigId;
 use sigil_init::evidence::Provider;
+
+#[path = "../tests/support/mod.rs"]
+mod support;
 
 fn pct(sorted: &[f64], p: f64) -> f64 {
     let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
@@ -40,66 +41,21 @@ fn main() {
     let conc: usize = args.get(3).and_then(|s| s.parse().ok()).unwrap_or(8);
     let total: usize = args.get(4).and_then(|s| s.parse().ok()).unwrap_or(400);
 
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    let mut c = Config::new(dir.path(), "127.0.0.1:0".parse().unwrap());
-    c.master_key = Some(MasterKeySource::Hex(zeroize::Zeroizing::new(
-        "33".repeat(32),
-    )));
-    c.admin_socket = false;
-    c.limits.attest_rate_per_sec = 1e9;
-    c.limits.attest_burst = u32::MAX;
-    let server = rt.block_on(Server::start(c)).unwrap();
-    let addr = server.addr.to_string();
-    let pin = SpkiPin(server.fingerprint.0);
-    let id = Identity::generate("bench", &[]).unwrap();
-    let client = rt
-        .block_on(CasClient::connect(&addr, server.fingerprint, Some(&id)))
-        .unwrap();
+    let cas = support::Cas::start(&"33".repeat(32), "bench", |c| {
+        c.limits.attest_rate_per_sec = 1e9;
+        c.limits.attest_burst = u32::MAX;
+    });
 
     // The image tree on tmpfs.
-    let root = tempfile::Builder::new()
-        .prefix("sigil-bench-")
-        .tempdir_in("/dev/shm")
-        .unwrap();
+    let (root, sealed) = support::image_tree(
+        Path::new("/dev/shm"),
+        "sigil-bench-",
+        "main.txt",
+        &[b'x'; 64 * 1024],
+    );
     let r = root.path();
-    fs::create_dir_all(r.join("usr/bin")).unwrap();
-    fs::copy("/bin/sh", r.join("usr/bin/sh")).unwrap();
-    fs::create_dir_all(r.join("run/sigil")).unwrap();
-    let src = tempfile::tempdir().unwrap();
-    fs::create_dir_all(src.path().join("app")).unwrap();
-    fs::write(src.path().join("app/main.txt"), vec![b'x'; 64 * 1024]).unwrap();
-    let sealed = sigil_fs::seal(
-        src.path(),
-        &r.join("sigil/volumes/app"),
-        &sigil_fs::Regions::new().encrypt("app"),
-        &sigil_fs::SealOptions::default(),
-    )
-    .unwrap();
     let tag = hex::encode(sealed.tag.0);
-    let init = InitConfig {
-        version: 1,
-        cas_addr: addr.clone(),
-        cas_fingerprint: pin,
-        config_id: ConfigId {
-            session: "bench".into(),
-            service: "app".into(),
-        },
-        binary: "/usr/bin/sh".into(),
-        volumes: vec![VolumeSpec {
-            name: "app".into(),
-            sealed_dir: "/sigil/volumes/app".into(),
-            paths: vec!["/app".into()],
-            tag: tag.clone(),
-        }],
-        memory_dir: "/run/sigil".into(),
-        allow_env_passthrough: vec![],
-        mode: Mode::Sim,
-    };
+    let init = support::init_config(&cas, "bench", "app", &tag, vec![]);
     fs::write(r.join("sigil/init.toml"), init.to_toml().unwrap()).unwrap();
     let m = sigil_init::measurement::from_paths(
         Path::new(&launcher),
@@ -113,7 +69,7 @@ fn main() {
         &*sealed.key.to_hex(),
         tag
     );
-    rt.block_on(client.create_session(&yaml)).unwrap();
+    cas.create(&yaml);
 
     // 1. Start-to-exec.
     let run_plain = || {
@@ -182,8 +138,8 @@ fn main() {
 
     // 2. Throughput.
     let params = AttestParams {
-        cas_addr: addr.clone(),
-        pin,
+        cas_addr: cas.addr(),
+        pin: cas.pin(),
         config_id: ConfigId {
             session: "bench".into(),
             service: "app".into(),
@@ -242,5 +198,5 @@ fn main() {
         pct(&lat, 0.5),
         pct(&lat, 0.99)
     );
-    rt.block_on(server.shutdown());
+    drop(cas);
 }

@@ -8,60 +8,33 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::time::Duration;
 
-use sigil_cas::{Config, MasterKeySource, RunningServer, Server};
-use sigil_client::{AuditEntry, CasClient, Identity};
+use sigil_client::AuditEntry;
 use sigil_init::attest::{run_attestation, AttestError, AttestParams, CasConnection};
-use sigil_init::config::{ConfigId, InitConfig, Mode, SpkiPin, VolumeSpec};
+use sigil_init::config::{ConfigId, InitConfig, SpkiPin};
 use sigil_init::evidence::Provider;
 use sigil_init::measurement;
 
+mod support;
+
+use support::{image_tree, init_config};
+
 const LAUNCHER: &str = env!("CARGO_BIN_EXE_sigil-init");
 
-struct Cas {
-    rt: tokio::runtime::Runtime,
-    server: Option<RunningServer>,
-    client: CasClient,
-    _dir: tempfile::TempDir,
+/// The CAS of these tests.
+struct Cas(support::Cas);
+
+impl std::ops::Deref for Cas {
+    type Target = support::Cas;
+    fn deref(&self) -> &support::Cas {
+        &self.0
+    }
 }
 
 impl Cas {
     fn start() -> Cas {
-        let rt = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .enable_all()
-            .build()
-            .unwrap();
-        let dir = tempfile::tempdir().unwrap();
-        let mut c = Config::new(dir.path(), "127.0.0.1:0".parse().unwrap());
-        c.master_key = Some(MasterKeySource::Hex(zeroize::Zeroizing::new(
-            "22".repeat(32),
-        )));
-        c.admin_socket = false;
-        let server = rt.block_on(Server::start(c)).unwrap();
-        let id = Identity::generate("tester", &[]).unwrap();
-        let client = rt
-            .block_on(CasClient::connect(
-                &server.addr.to_string(),
-                server.fingerprint,
-                Some(&id),
-            ))
-            .unwrap();
-        Cas {
-            rt,
-            server: Some(server),
-            client,
-            _dir: dir,
-        }
+        Cas(support::Cas::start(&"22".repeat(32), "tester", |_| {}))
     }
-    fn addr(&self) -> String {
-        self.server.as_ref().unwrap().addr.to_string()
-    }
-    fn pin(&self) -> SpkiPin {
-        SpkiPin(self.server.as_ref().unwrap().fingerprint.0)
-    }
-    fn create(&self, yaml: &str) {
-        self.rt.block_on(self.client.create_session(yaml)).unwrap();
-    }
+
     fn attest_audit(&self) -> Vec<AuditEntry> {
         self.rt
             .block_on(self.client.audit())
@@ -69,14 +42,6 @@ impl Cas {
             .into_iter()
             .filter(|e| e.action == "attest")
             .collect()
-    }
-}
-
-impl Drop for Cas {
-    fn drop(&mut self) {
-        if let Some(s) = self.server.take() {
-            self.rt.block_on(s.shutdown());
-        }
     }
 }
 
@@ -95,48 +60,14 @@ impl Image {
     }
 
     fn new_in(cas: &Cas, session: &str, parent: &Path) -> Image {
-        let root = tempfile::Builder::new()
-            .prefix("sigil-init-test-")
-            .tempdir_in(parent)
-            .unwrap();
-        let r = root.path();
-        fs::create_dir_all(r.join("usr/bin")).unwrap();
-        fs::copy("/bin/sh", r.join("usr/bin/sh")).unwrap();
-        fs::create_dir_all(r.join("run/sigil")).unwrap();
-        let src = tempfile::tempdir().unwrap();
-        fs::create_dir_all(src.path().join("app")).unwrap();
-        fs::write(
-            src.path().join("app/hello.txt"),
-            "hello from the sealed volume",
-        )
-        .unwrap();
-        let sealed = sigil_fs::seal(
-            src.path(),
-            &r.join("sigil/volumes/app"),
-            &sigil_fs::Regions::new().encrypt("app"),
-            &sigil_fs::SealOptions::default(),
-        )
-        .unwrap();
+        let (root, sealed) = image_tree(
+            parent,
+            "sigil-init-test-",
+            "hello.txt",
+            b"hello from the sealed volume",
+        );
         let tag_hex = hex_of(&sealed.tag.0);
-        let init = InitConfig {
-            version: 1,
-            cas_addr: cas.addr(),
-            cas_fingerprint: cas.pin(),
-            config_id: ConfigId {
-                session: session.into(),
-                service: "web".into(),
-            },
-            binary: "/usr/bin/sh".into(),
-            volumes: vec![VolumeSpec {
-                name: "app".into(),
-                sealed_dir: "/sigil/volumes/app".into(),
-                paths: vec!["/app".into()],
-                tag: tag_hex.clone(),
-            }],
-            memory_dir: "/run/sigil".into(),
-            allow_env_passthrough: vec!["PASS_ME".into()],
-            mode: Mode::Sim,
-        };
+        let init = init_config(cas, session, "web", &tag_hex, vec!["PASS_ME".into()]);
         let img = Image {
             root,
             init,
@@ -258,6 +189,15 @@ security:
     }
 }
 
+/// A CAS and an image for session `name`, which admits the image's
+/// measurement and volume (simulation mode unless `hardware`).
+fn cas_with_image(name: &str, hardware: bool) -> (Cas, Image) {
+    let cas = Cas::start();
+    let img = Image::new(&cas, name);
+    cas.create(&img.session(name, &img.measurement(), &img.tag_hex.clone(), hardware));
+    (cas, img)
+}
+
 fn hex_of(b: &[u8]) -> String {
     b.iter().map(|x| format!("{x:02x}")).collect()
 }
@@ -291,9 +231,7 @@ fn assert_refused(out: &Output, reason: &str) {
 
 #[test]
 fn happy_path_secrets_arrive_in_env_args_files_and_volume() {
-    let cas = Cas::start();
-    let img = Image::new(&cas, "happy");
-    cas.create(&img.session("happy", &img.measurement(), &img.tag_hex.clone(), false));
+    let (cas, img) = cas_with_image("happy", false);
     let (out, pid) = img.run(&[]);
     let stdout = text(&out.stdout);
     let stderr = text(&out.stderr);
@@ -369,9 +307,7 @@ fn happy_path_secrets_arrive_in_env_args_files_and_volume() {
 
 #[test]
 fn tampered_binary_is_refused_with_the_reason_in_output_and_audit() {
-    let cas = Cas::start();
-    let img = Image::new(&cas, "tamper");
-    cas.create(&img.session("tamper", &img.measurement(), &img.tag_hex.clone(), false));
+    let (cas, img) = cas_with_image("tamper", false);
     let mut b = fs::read(img.path("usr/bin/sh")).unwrap();
     let n = b.len() - 100;
     b[n] ^= 0x01;
@@ -416,9 +352,7 @@ fn tampered_volume_and_rollback_are_refused_by_the_launcher() {
 
 #[test]
 fn hardware_only_session_refuses_simulation() {
-    let cas = Cas::start();
-    let img = Image::new(&cas, "hwonly");
-    cas.create(&img.session("hwonly", &img.measurement(), &img.tag_hex.clone(), true));
+    let (cas, img) = cas_with_image("hwonly", true);
     let (out, _) = img.run(&[]);
     assert_refused(&out, "does not set attestation mode simulation");
     let audit = cas.attest_audit();
@@ -429,9 +363,7 @@ fn hardware_only_session_refuses_simulation() {
 
 #[test]
 fn wrong_pin_unknown_config_id_and_unreachable_cas() {
-    let cas = Cas::start();
-    let mut img = Image::new(&cas, "pins");
-    cas.create(&img.session("pins", &img.measurement(), &img.tag_hex.clone(), false));
+    let (cas, mut img) = cas_with_image("pins", false);
 
     // Unknown config id (the environment may name another service; the CAS
     // decides against that session's rules).
