@@ -6,9 +6,14 @@
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 use sigil_registry::testing::{available, LocalRegistry, RegistryConfig};
+use sigil_testsupport::tools::require;
+
+/// Whether the loopback registry can run; under CI it must.
+fn registry_present() -> bool {
+    require(available(), "docker-registry (scripts/setup.sh)")
+}
 use sigil_registry::{pull, push, Auth, AuthFiles, Error, Options, Platform};
 
 fn insecure(reg: &LocalRegistry) -> Options {
@@ -81,7 +86,7 @@ fn leftovers(parent: &Path) -> Vec<String> {
 
 #[test]
 fn push_then_pull_round_trip_keeps_every_digest() {
-    if !available() {
+    if !registry_present() {
         return;
     }
     let reg = LocalRegistry::start(&RegistryConfig::default());
@@ -229,7 +234,7 @@ fn multi_arch_layout(dir: &Path) -> (PathBuf, String, String, String) {
 
 #[test]
 fn multi_platform_index_resolves_to_the_requested_platform() {
-    if !available() {
+    if !registry_present() {
         return;
     }
     let reg = LocalRegistry::start(&RegistryConfig::default());
@@ -318,7 +323,7 @@ fn capture_logs(f: impl FnOnce()) -> String {
 
 #[test]
 fn tls_registry_with_private_ca_and_htpasswd_auth() {
-    if !available() {
+    if !registry_present() {
         return;
     }
     let password = "Sup3r-secret-pa55";
@@ -410,7 +415,7 @@ fn tls_registry_with_private_ca_and_htpasswd_auth() {
 
 #[test]
 fn corrupted_blob_or_manifest_is_refused_and_nothing_is_left() {
-    if !available() {
+    if !registry_present() {
         return;
     }
     let reg = LocalRegistry::start(&RegistryConfig::default());
@@ -476,7 +481,7 @@ fn corrupted_blob_or_manifest_is_refused_and_nothing_is_left() {
 
 #[test]
 fn missing_tag_and_repository_are_clear_errors() {
-    if !available() {
+    if !registry_present() {
         return;
     }
     let reg = LocalRegistry::start(&RegistryConfig::default());
@@ -514,31 +519,18 @@ fn missing_tag_and_repository_are_clear_errors() {
     assert!(leftovers(t.path()).is_empty());
 }
 
-fn podman(args: &[&str]) -> std::process::Output {
-    Command::new("podman")
-        .args(["--runtime", "/usr/sbin/runc", "--cgroup-manager=cgroupfs"])
-        .args(args)
-        .output()
-        .expect("run podman")
-}
-
+/// podman with the flags this machine needs; its stdout, trimmed.
 fn podman_ok(args: &[&str]) -> String {
-    let o = podman(args);
-    assert!(
-        o.status.success(),
-        "podman {args:?}: {}",
-        String::from_utf8_lossy(&o.stderr)
-    );
-    String::from_utf8_lossy(&o.stdout).trim().to_string()
+    sigil_testsupport::podman::podman(args).trim().to_string()
 }
 
 #[test]
 fn podman_pulls_what_we_push_and_we_pull_what_podman_pushes() {
-    if !available() {
+    if !registry_present() {
         return;
     }
     assert!(
-        Command::new("podman").arg("--version").output().is_ok(),
+        sigil_testsupport::tools::podman_present(),
         "podman is missing: run scripts/setup.sh"
     );
     let reg = LocalRegistry::start(&RegistryConfig::default());
@@ -571,7 +563,8 @@ fn podman_pulls_what_we_push_and_we_pull_what_podman_pushes() {
         .unwrap();
     podman_ok(&["load", "-q", "-i", ar.to_str().unwrap()]);
     let theirs = format!("{}/interop/theirs:{tag}", reg.host);
-    let o = podman(&["push", "-q", "--tls-verify=false", &local, &theirs]);
+    let o =
+        sigil_testsupport::podman::output(&["push", "-q", "--tls-verify=false", &local, &theirs]);
     let id = podman_ok(&["image", "inspect", "--format", "{{.Id}}", &local]);
     podman_ok(&["rmi", &local]);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
