@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 
 use sigil_detect::{
     probe, AdviceId, Evidence, FakeCpuid, FileKind, Mode, ProbeEnv, Report, Severity, Status,
-    EXIT_HW, EXIT_INCOMPLETE, EXIT_SIM_ONLY,
+    Verdict, EXIT_HW, EXIT_INCOMPLETE, EXIT_SIM_ONLY,
 };
 
 struct Tree {
@@ -153,6 +153,14 @@ fn run(env: &ProbeEnv) -> Report {
         .render_text()
         .contains(&format!("exit code {}", r.verdict().exit_code)));
     r
+}
+
+/// The verdict has advice `id` whose fix says `needle`.
+fn assert_fix(v: &Verdict, id: AdviceId, needle: &str) {
+    let a = v
+        .get(id)
+        .unwrap_or_else(|| panic!("no advice {id:?} in {:?}", v.advice));
+    assert!(a.fix.contains(needle), "{id:?}: {}", a.fix);
 }
 
 fn blocking(r: &Report) -> Vec<AdviceId> {
@@ -297,16 +305,8 @@ fn legacy_isgx_on_flc_cpu_says_upgrade() {
     let r = run(&ProbeEnv::fake(t.root(), cpu_sgx2_flc()));
     let v = r.verdict();
     assert_eq!(v.exit_code, EXIT_INCOMPLETE);
-    assert!(v
-        .get(AdviceId::SgxLegacyDriver)
-        .unwrap()
-        .fix
-        .contains("rmmod isgx"));
-    assert!(v
-        .get(AdviceId::SgxKernelTooOld)
-        .unwrap()
-        .fix
-        .contains("5.11"));
+    assert_fix(v, AdviceId::SgxLegacyDriver, "rmmod isgx");
+    assert_fix(v, AdviceId::SgxKernelTooOld, "5.11");
 }
 
 #[test]
@@ -319,11 +319,7 @@ fn sgx_disabled_in_bios() {
     assert_eq!(v.status, Status::NoTee);
     assert_eq!(v.exit_code, EXIT_SIM_ONLY);
     assert_eq!(v.mode, Mode::Sim);
-    assert!(v
-        .get(AdviceId::SgxDisabledOrAbsent)
-        .unwrap()
-        .fix
-        .contains("BIOS"));
+    assert_fix(v, AdviceId::SgxDisabledOrAbsent, "BIOS");
     assert!(v.has(AdviceId::UseSimulation));
     assert!(v.pass_on.docker.is_empty());
 }
@@ -387,12 +383,7 @@ fn tdx_guest_without_tsm() {
     // An old guest kernel gets the upgrade advice instead.
     t.kernel("5.15.0", "tdx_guest hypervisor");
     let r = run(&ProbeEnv::fake(t.root(), cpu_tdx_guest()));
-    assert!(r
-        .verdict()
-        .get(AdviceId::TdxNoTsm)
-        .unwrap()
-        .fix
-        .contains("6.7"));
+    assert_fix(r.verdict(), AdviceId::TdxNoTsm, "6.7");
 }
 
 #[test]
@@ -461,11 +452,7 @@ fn amd_vm_without_tee_recommends_simulation() {
     assert_eq!(v.exit_code, EXIT_SIM_ONLY);
     assert_eq!(v.mode, Mode::Sim);
     assert!(v.summary.contains("AuthenticAMD"), "{}", v.summary);
-    assert!(v
-        .get(AdviceId::UseSimulation)
-        .unwrap()
-        .fix
-        .contains("SIGIL_MODE=sim"));
+    assert_fix(v, AdviceId::UseSimulation, "SIGIL_MODE=sim");
     assert!(blocking(&r).is_empty());
     let text = r.render_text();
     assert!(text.contains("Verdict          sim, exit code 3"), "{text}");

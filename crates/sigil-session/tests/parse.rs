@@ -27,6 +27,12 @@ fn error_at<'a>(errors: &'a ParseErrors, path: &str) -> &'a ParseError {
     found[0]
 }
 
+/// The one error at `path` says `needle`.
+fn assert_message(errors: &ParseErrors, path: &str, needle: &str) {
+    let m = &error_at(errors, path).message;
+    assert!(m.contains(needle), "{path}: {m}");
+}
+
 fn assert_error(yaml: &str, path: &str, line: usize, column: usize, needle: &str) {
     let errors = parse_err(yaml);
     let e = error_at(&errors, path);
@@ -500,18 +506,14 @@ images:
     let a = error_at(&e, "services[0].image_name");
     assert_eq!((a.line, a.column), (4, 17));
     assert!(a.message.contains("no image named \"missing_image\""));
-    assert!(error_at(&e, "secrets[1].issuer")
-        .message
-        .contains("of kind private-key, not x509-ca"));
-    assert!(error_at(&e, "secrets[2].issuer")
-        .message
-        .contains("no secret named \"nobody\""));
-    assert!(error_at(&e, "secrets[3].issuer")
-        .message
-        .contains("its own issuer"));
-    assert!(error_at(&e, "images[0].volumes[0].name")
-        .message
-        .contains("no volume named"));
+    for (path, needle) in [
+        ("secrets[1].issuer", "of kind private-key, not x509-ca"),
+        ("secrets[2].issuer", "no secret named \"nobody\""),
+        ("secrets[3].issuer", "its own issuer"),
+        ("images[0].volumes[0].name", "no volume named"),
+    ] {
+        assert_message(&e, path, needle);
+    }
     let p = error_at(&e, "images[0].volumes[1].path");
     assert_eq!((p.line, p.column), (16, 25));
     assert!(p.message.contains("absolute"));
@@ -551,29 +553,24 @@ images:
         content: "$$SIGIL::ghost:pem$$"
 "#;
     let e = parse_err(yaml);
-    assert!(error_at(&e, "services[0].command[1]")
-        .message
-        .contains("unknown secret \"nosuch\""));
+    assert_message(&e, "services[0].command[1]", "unknown secret \"nosuch\"");
     let a = error_at(&e, "services[0].environment.A");
     assert_eq!((a.line, a.column), (6, 10));
     assert!(a
         .message
         .contains("format `privatekey` does not fit secret \"pw\" of kind ascii"));
-    assert!(error_at(&e, "services[0].environment.B")
-        .message
-        .contains("`crt` does not fit"));
-    assert!(error_at(&e, "services[0].environment.C")
-        .message
-        .contains("unknown placeholder format"));
-    assert!(error_at(&e, "services[0].environment.D")
-        .message
-        .contains("followed by '::'"));
-    assert!(error_at(&e, "services[0].environment.E")
-        .message
-        .contains("not closed"));
-    assert!(error_at(&e, "images[0].injection_files[0].content")
-        .message
-        .contains("unknown secret \"ghost\""));
+    for (path, needle) in [
+        ("services[0].environment.B", "`crt` does not fit"),
+        ("services[0].environment.C", "unknown placeholder format"),
+        ("services[0].environment.D", "followed by '::'"),
+        ("services[0].environment.E", "not closed"),
+        (
+            "images[0].injection_files[0].content",
+            "unknown secret \"ghost\"",
+        ),
+    ] {
+        assert_message(&e, path, needle);
+    }
     assert_eq!(e.len(), 7, "{e}");
 }
 
@@ -633,27 +630,17 @@ fn secret_key_and_kind_mismatches() {
     let e = parse_err(
         "name: t\nsecrets:\n  - {name: a, kind: x509-ca, size: 3}\n  - {name: b, kind: private-key, value: x}\n  - {name: c, kind: ascii, size: 3, import: {session: o, secret: c}}\n  - {name: d, kind: explicit}\n  - {name: e, kind: magic}\n  - {name: f, import: {session: t, secret: f}}\n  - {name: g, kind: ascii, import: {session: o, secret: g}, export: [x]}\n",
     );
-    assert!(error_at(&e, "secrets[0].size")
-        .message
-        .contains("does not apply to kind `x509-ca`"));
-    assert!(error_at(&e, "secrets[1].value")
-        .message
-        .contains("not a well-formed private key"));
-    assert!(error_at(&e, "secrets[2].size")
-        .message
-        .contains("does not apply to an imported secret"));
-    assert!(error_at(&e, "secrets[3]")
-        .message
-        .contains("needs a `value`"));
-    assert!(error_at(&e, "secrets[4].kind")
-        .message
-        .contains("unknown secret kind \"magic\""));
-    assert!(error_at(&e, "secrets[5].import.session")
-        .message
-        .contains("cannot import from itself"));
-    assert!(error_at(&e, "secrets[6].export")
-        .message
-        .contains("cannot be exported again"));
+    for (path, needle) in [
+        ("secrets[0].size", "does not apply to kind `x509-ca`"),
+        ("secrets[1].value", "not a well-formed private key"),
+        ("secrets[2].size", "does not apply to an imported secret"),
+        ("secrets[3]", "needs a `value`"),
+        ("secrets[4].kind", "unknown secret kind \"magic\""),
+        ("secrets[5].import.session", "cannot import from itself"),
+        ("secrets[6].export", "cannot be exported again"),
+    ] {
+        assert_message(&e, path, needle);
+    }
 }
 
 #[test]
@@ -832,7 +819,7 @@ fn hostile_yaml_features_are_refused() {
         .any(|e| e.message.contains("anchors and aliases are not supported")));
 
     let e = parse_err("name: &n t\n");
-    assert!(error_at(&e, "name").message.contains("anchors"));
+    assert_message(&e, "name", "anchors");
     let e = parse_err("name: !!str t\n");
     assert!(e.to_string().contains("tags are not supported"));
     let e = parse_err("name: !custom t\n");
@@ -899,11 +886,9 @@ fn syntax_errors_have_positions() {
 #[test]
 fn nul_and_control_characters_in_values() {
     let e = parse_err("name: t\nservices:\n  - name: a\n    environment: {X: \"a\\0b\"}\n");
-    assert!(error_at(&e, "services[0].environment.X")
-        .message
-        .contains("NUL"));
+    assert_message(&e, "services[0].environment.X", "NUL");
     let e = parse_err("name: t\nversion: \"\\x07bell\"\n");
-    assert!(error_at(&e, "version").message.contains("printable"));
+    assert_message(&e, "version", "printable");
 }
 
 #[test]
@@ -1029,9 +1014,7 @@ fn durations_are_written_readably_and_read_back() {
 #[test]
 fn placeholders_in_pwd_are_checked() {
     let e = parse_err("name: t\nservices:\n  - {name: a, pwd: \"/data/$$SIGIL::nope$$\"}\n");
-    assert!(error_at(&e, "services[0].pwd")
-        .message
-        .contains("unknown secret"));
+    assert_message(&e, "services[0].pwd", "unknown secret");
 }
 
 #[test]
@@ -1045,9 +1028,7 @@ fn a_broken_item_does_not_shift_the_paths_of_later_items() {
     error_at(&e, "secrets[0]");
     let iss = error_at(&e, "secrets[1].issuer");
     assert_eq!(iss.line, 7);
-    assert!(error_at(&e, "secrets[2].export[0]")
-        .message
-        .contains("'.' and '..'"));
+    assert_message(&e, "secrets[2].export[0]", "'.' and '..'");
     assert_eq!(e.len(), 5, "{e}");
 }
 
@@ -1142,15 +1123,19 @@ images:
         )
         .replace("kind: x509-ca\n    import", "kind: private-key\n    import");
     let e = parse_err(&bad);
-    assert!(error_at(&e, "services[0].environment.DATASET_KEY")
-        .message
-        .contains("does not fit secret \"DATASET_KEY\" of kind ascii"));
-    assert!(error_at(&e, "secrets[2].issuer")
-        .message
-        .contains("of kind private-key, not x509-ca"));
-    assert!(error_at(&e, "images[0].injection_files[2].content")
-        .message
-        .contains("`crt` does not fit secret \"PEER_CA\" of kind private-key"));
+    for (path, needle) in [
+        (
+            "services[0].environment.DATASET_KEY",
+            "does not fit secret \"DATASET_KEY\" of kind ascii",
+        ),
+        ("secrets[2].issuer", "of kind private-key, not x509-ca"),
+        (
+            "images[0].injection_files[2].content",
+            "`crt` does not fit secret \"PEER_CA\" of kind private-key",
+        ),
+    ] {
+        assert_message(&e, path, needle);
+    }
     assert_eq!(e.len(), 3, "{e}");
 }
 
