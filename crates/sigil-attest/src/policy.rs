@@ -1,91 +1,25 @@
 //! The policy decision: do these claims satisfy a service's attestation rules
 //! and its session's security section?
 //!
-//! The types mirror the session language (`sigil-session`'s
-//! `AttestationRule` and `Security`) field by field, so that this crate does
-//! not depend on how sessions are parsed.
+//! A rule and a tolerance are the session language's own types
+//! (`sigil-session`'s `AttestationRule` and `Tolerance`, re-exported here):
+//! they are plain data, and a mirrored copy only had to be kept in step.
+//! [`SecurityPolicy`] stays this crate's own: it is what `decide` needs of
+//! a session's `Security` section (see `crate::session` for the mapping).
 
 use crate::claims::{Claims, SnpTcb, TcbStatus};
 use crate::evidence::TeeKind;
 use std::collections::BTreeSet;
 use std::fmt;
 
-/// One attestation rule of a service. Every field that is `Some` must match
-/// (AND); a service's rules are a list of which one must match (OR).
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct Rule {
-    /// SGX MRENCLAVE.
-    pub mrenclave: Option<[u8; 32]>,
-    /// SGX MRSIGNER.
-    pub mrsigner: Option<[u8; 32]>,
-    /// SGX ISVPRODID.
-    pub isvprodid: Option<u16>,
-    /// Minimum security version (SGX ISVSVN, SNP guest SVN).
-    pub isvsvn_min: Option<u16>,
-    /// TDX MRTD.
-    pub mrtd: Option<[u8; 48]>,
-    /// TDX RTMR0..3 (each optional).
-    pub rtmr: [Option<[u8; 48]>; 4],
-    /// SEV-SNP launch measurement.
-    pub snp_measurement: Option<[u8; 48]>,
-    /// Simulation measurement.
-    pub simulation_measurement: Option<[u8; 32]>,
-}
+/// One attestation rule of a service: every field that is `Some` must
+/// match (AND); a service's rules are a list of which one must match (OR).
+/// `isvsvn_min` is also the minimum SEV-SNP guest SVN.
+pub use sigil_session::AttestationRule as Rule;
 
-/// Something a session may tolerate that is refused by default.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub enum Tolerance {
-    /// Debug enclaves / TDs / SNP guests (their memory is readable by the host).
-    DebugMode,
-    /// TCB status OutOfDate (and TDRelaunchAdvised).
-    OutdatedTcb,
-    /// TCB status SWHardeningNeeded.
-    SoftwareHardeningNeeded,
-    /// TCB status ConfigurationNeeded.
-    ConfigurationNeeded,
-    /// SMT (hyperthreading) enabled on the platform.
-    Hyperthreading,
-    /// TDX 1.5 TD bound to a service TD (non-zero MRSERVICETD).
-    ServiceTd,
-    /// TDX TD without SEPT_VE_DISABLE.
-    SeptVeNotDisabled,
-}
-
-impl Tolerance {
-    /// The spelling in the session language.
-    pub fn as_str(&self) -> &'static str {
-        match self {
-            Tolerance::DebugMode => "debug-mode",
-            Tolerance::OutdatedTcb => "outdated-tcb",
-            Tolerance::SoftwareHardeningNeeded => "software-hardening-needed",
-            Tolerance::ConfigurationNeeded => "configuration-needed",
-            Tolerance::Hyperthreading => "hyperthreading",
-            Tolerance::ServiceTd => "service-td",
-            Tolerance::SeptVeNotDisabled => "sept-ve-not-disabled",
-        }
-    }
-
-    /// Parses the session-language spelling.
-    pub fn parse(s: &str) -> Option<Self> {
-        [
-            Tolerance::DebugMode,
-            Tolerance::OutdatedTcb,
-            Tolerance::SoftwareHardeningNeeded,
-            Tolerance::ConfigurationNeeded,
-            Tolerance::Hyperthreading,
-            Tolerance::ServiceTd,
-            Tolerance::SeptVeNotDisabled,
-        ]
-        .into_iter()
-        .find(|t| t.as_str() == s)
-    }
-}
-
-impl fmt::Display for Tolerance {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
+/// Something a session may tolerate that is refused by default. The session
+/// language's own type: a copy here needed a conversion kept in step with it.
+pub use sigil_session::Tolerance;
 
 /// The security section of a session.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]

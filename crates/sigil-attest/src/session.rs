@@ -1,43 +1,15 @@
 //! Conversions from the session language (`sigil-session`) to the policy
-//! inputs of [`crate::decide`].
+//! inputs of [`crate::decide`]. Rules and tolerances need none: the policy
+//! uses the session's own types.
 
-use crate::policy::{Rule, SecurityPolicy, Tolerance};
+use crate::policy::{Rule, SecurityPolicy};
 use sigil_session as s;
-
-impl From<&s::AttestationRule> for Rule {
-    fn from(r: &s::AttestationRule) -> Self {
-        Rule {
-            mrenclave: r.mrenclave,
-            mrsigner: r.mrsigner,
-            isvprodid: r.isvprodid,
-            isvsvn_min: r.isvsvn_min,
-            mrtd: r.mrtd,
-            rtmr: r.rtmr,
-            snp_measurement: r.snp_measurement,
-            simulation_measurement: r.simulation_measurement,
-        }
-    }
-}
-
-impl From<s::Tolerance> for Tolerance {
-    fn from(t: s::Tolerance) -> Self {
-        match t {
-            s::Tolerance::DebugMode => Tolerance::DebugMode,
-            s::Tolerance::OutdatedTcb => Tolerance::OutdatedTcb,
-            s::Tolerance::SoftwareHardeningNeeded => Tolerance::SoftwareHardeningNeeded,
-            s::Tolerance::ConfigurationNeeded => Tolerance::ConfigurationNeeded,
-            s::Tolerance::Hyperthreading => Tolerance::Hyperthreading,
-            s::Tolerance::ServiceTd => Tolerance::ServiceTd,
-            s::Tolerance::SeptVeNotDisabled => Tolerance::SeptVeNotDisabled,
-        }
-    }
-}
 
 impl From<&s::Security> for SecurityPolicy {
     fn from(sec: &s::Security) -> Self {
         SecurityPolicy {
             allow_simulation: sec.attestation_mode == s::AttestationMode::Simulation,
-            tolerate: sec.tolerate.iter().map(|t| Tolerance::from(*t)).collect(),
+            tolerate: sec.tolerate.clone(),
             ignore_advisories: sec.ignore_advisories.clone(),
             snp_min_tcb: sec.snp_min_tcb.map(|m| crate::claims::SnpTcb {
                 bootloader: m.bootloader,
@@ -55,7 +27,7 @@ impl From<&s::Security> for SecurityPolicy {
 pub fn policy_for(session: &s::Session, service: &str) -> Option<(Vec<Rule>, SecurityPolicy)> {
     let svc = session.service(service)?;
     Some((
-        svc.attestation.iter().map(Rule::from).collect(),
+        svc.attestation.clone(),
         SecurityPolicy::from(&session.security),
     ))
 }
@@ -63,13 +35,7 @@ pub fn policy_for(session: &s::Session, service: &str) -> Option<(Vec<Rule>, Sec
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn every_tolerance_maps_to_the_same_spelling() {
-        for t in s::Tolerance::ALL {
-            assert_eq!(Tolerance::from(t).as_str(), t.as_str());
-        }
-    }
+    use crate::policy::Tolerance;
 
     #[test]
     fn session_yaml_to_policy() {

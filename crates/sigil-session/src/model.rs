@@ -742,20 +742,23 @@ impl AttestationMode {
     }
 }
 
-/// Platform weaknesses that may be tolerated.
+/// Platform weaknesses that may be tolerated: something a session may
+/// accept that is refused by default. `sigil-attest` decides with this
+/// same type (re-exported as `sigil_attest::Tolerance`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Tolerance {
-    /// Debug enclaves / TDs (memory readable by the host!).
+    /// Debug enclaves / TDs / SNP guests (memory readable by the host!).
     DebugMode,
-    /// TCB is out of date.
+    /// TCB is out of date (TCB status OutOfDate, and TDRelaunchAdvised).
     OutdatedTcb,
-    /// Software hardening (e.g. LVI mitigations) needed.
+    /// Software hardening (e.g. LVI mitigations) needed (TCB status
+    /// SWHardeningNeeded).
     SoftwareHardeningNeeded,
-    /// Platform configuration needed.
+    /// Platform configuration needed (TCB status ConfigurationNeeded).
     ConfigurationNeeded,
-    /// Hyperthreading enabled.
+    /// SMT (hyperthreading) enabled on the platform.
     Hyperthreading,
-    /// TDX: a service TD is in use.
+    /// TDX 1.5: the TD is bound to a service TD (non-zero MRSERVICETD).
     ServiceTd,
     /// TDX: SEPT_VE_DISABLE is not set.
     SeptVeNotDisabled,
@@ -789,5 +792,11 @@ impl Tolerance {
     /// Parses the YAML spelling.
     pub fn parse(s: &str) -> Option<Tolerance> {
         Tolerance::ALL.into_iter().find(|t| t.as_str() == s)
+    }
+}
+
+impl fmt::Display for Tolerance {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
     }
 }
