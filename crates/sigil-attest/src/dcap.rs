@@ -362,67 +362,58 @@ impl DcapVerifier {
             });
         }
 
-        // TCB info: signer issued directly by the root, signature over the JSON.
+        // TCB info and QE identity: each signed (P-256, over its JSON) by a
+        // certificate the root issues directly; the same checks for both,
+        // and each signer's validity is kept with the verified collateral.
+        let root_signed = |signer: &'static str,
+                           chain: &[Vec<u8>],
+                           chain_checked: bool,
+                           document: &str,
+                           body: &str,
+                           signature: &[u8],
+                           certificate: &str|
+         -> Result<Dated, VerifyError> {
+            if !chain_checked {
+                let n = verify_chain(signer, chain, &self.root_der, &anchor, &crls, now)?;
+                if n != 0 {
+                    return Err(VerifyError::BadChain {
+                        what: signer,
+                        detail: "must be issued directly by the root CA".into(),
+                    });
+                }
+            }
+            let info = cert_info(signer, &chain[0])?;
+            verify_p256(&info.spki_bits, body.as_bytes(), signature, document)?;
+            Ok(Dated {
+                what: format!("{certificate} ({})", info.subject),
+                not_before: info.not_before,
+                not_after: info.not_after,
+            })
+        };
         let tcb_chain = pem_certs("TCB info issuer chain", c.tcb_info_issuer_chain.as_bytes())?;
-        let n = verify_chain(
+        dated.push(root_signed(
             "TCB info signer",
             &tcb_chain,
-            &self.root_der,
-            &anchor,
-            &crls,
-            now,
-        )?;
-        if n != 0 {
-            return Err(VerifyError::BadChain {
-                what: "TCB info signer",
-                detail: "must be issued directly by the root CA".into(),
-            });
-        }
-        let tcb_signer = cert_info("TCB info signer", &tcb_chain[0])?;
-        verify_p256(
-            &tcb_signer.spki_bits,
-            c.tcb_info.as_bytes(),
-            &c.tcb_info_signature,
+            false,
             "TCB info",
-        )?;
-        dated.push(Dated {
-            what: format!("TCB signing certificate ({})", tcb_signer.subject),
-            not_before: tcb_signer.not_before,
-            not_after: tcb_signer.not_after,
-        });
-
+            &c.tcb_info,
+            &c.tcb_info_signature,
+            "TCB signing certificate",
+        )?);
         let qe_chain = pem_certs(
             "QE identity issuer chain",
             c.qe_identity_issuer_chain.as_bytes(),
         )?;
-        if qe_chain != tcb_chain {
-            let n = verify_chain(
-                "QE identity signer",
-                &qe_chain,
-                &self.root_der,
-                &anchor,
-                &crls,
-                now,
-            )?;
-            if n != 0 {
-                return Err(VerifyError::BadChain {
-                    what: "QE identity signer",
-                    detail: "must be issued directly by the root CA".into(),
-                });
-            }
-        }
-        let qe_signer = cert_info("QE identity signer", &qe_chain[0])?;
-        verify_p256(
-            &qe_signer.spki_bits,
-            c.qe_identity.as_bytes(),
-            &c.qe_identity_signature,
+        // Usually the very chain just verified: not verified twice.
+        dated.push(root_signed(
+            "QE identity signer",
+            &qe_chain,
+            qe_chain == tcb_chain,
             "QE identity",
-        )?;
-        dated.push(Dated {
-            what: format!("QE identity signing certificate ({})", qe_signer.subject),
-            not_before: qe_signer.not_before,
-            not_after: qe_signer.not_after,
-        });
+            &c.qe_identity,
+            &c.qe_identity_signature,
+            "QE identity signing certificate",
+        )?);
 
         let mut tcb_info = tcb_info;
         canonicalize_tcb_levels(&mut tcb_info);
