@@ -83,18 +83,8 @@ fn io_err<'a>(op: &'static str, path: &'a Path) -> impl FnOnce(std::io::Error) -
 pub fn check_memory_backed(dir: &Path) -> Result<(), ApplyError> {
     let c = CString::new(dir.as_os_str().as_encoded_bytes())
         .map_err(|_| ApplyError::Invalid("memory_dir contains NUL".into()))?;
-    // SAFETY: zeroed statfs is a valid out-parameter; c is NUL-terminated.
-    let mut st: libc::statfs = unsafe { std::mem::zeroed() };
-    // SAFETY: valid pointers for the duration of the call.
-    let r = unsafe { libc::statfs(c.as_ptr(), &mut st) };
-    if r != 0 {
-        return Err(ApplyError::Io {
-            op: "statfs",
-            path: dir.display().to_string(),
-            source: std::io::Error::last_os_error(),
-        });
-    }
-    ensure_memory_fs(&st, dir)
+    // SAFETY: c is NUL-terminated and st a valid out-parameter for the call.
+    ensure_memory_fs("statfs", dir, |st| unsafe { libc::statfs(c.as_ptr(), st) })
 }
 
 /// Refuses unless the open file `f` lives on tmpfs or ramfs. Checked on
@@ -102,21 +92,25 @@ pub fn check_memory_backed(dir: &Path) -> Result<(), ApplyError> {
 /// between the directory check and the write is caught too.
 fn check_fd_memory_backed(f: &fs::File, path: &Path) -> Result<(), ApplyError> {
     use std::os::fd::AsRawFd;
-    // SAFETY: zeroed statfs is a valid out-parameter.
-    let mut st: libc::statfs = unsafe { std::mem::zeroed() };
-    // SAFETY: valid fd and pointer for the duration of the call.
-    if unsafe { libc::fstatfs(f.as_raw_fd(), &mut st) } != 0 {
-        return Err(ApplyError::Io {
-            op: "fstatfs",
-            path: path.display().to_string(),
-            source: std::io::Error::last_os_error(),
-        });
-    }
-    ensure_memory_fs(&st, path)
+    // SAFETY: a valid fd, and st a valid out-parameter for the call.
+    ensure_memory_fs("fstatfs", path, |st| unsafe {
+        libc::fstatfs(f.as_raw_fd(), st)
+    })
 }
 
-/// The one rule both checks share: tmpfs or ramfs, nothing else.
-fn ensure_memory_fs(st: &libc::statfs, path: &Path) -> Result<(), ApplyError> {
+/// The one rule both checks share: tmpfs or ramfs, nothing else. `stat`
+/// is the `statfs`/`fstatfs` call (named `op` in errors) that fills in the
+/// file system of `path`.
+fn ensure_memory_fs(
+    op: &'static str,
+    path: &Path,
+    stat: impl FnOnce(&mut libc::statfs) -> libc::c_int,
+) -> Result<(), ApplyError> {
+    // SAFETY: zeroed statfs is a valid out-parameter.
+    let mut st: libc::statfs = unsafe { std::mem::zeroed() };
+    if stat(&mut st) != 0 {
+        return Err(io_err(op, path)(std::io::Error::last_os_error()));
+    }
     #[allow(clippy::unnecessary_cast)] // f_type's width differs by libc
     let t = st.f_type as i64;
     if t == TMPFS_MAGIC || t == RAMFS_MAGIC {
