@@ -240,20 +240,24 @@ impl CasClient {
 
     /// Creates a session from YAML; returns its hash.
     pub async fn create_session(&self, yaml: &str) -> Result<SessionWritten, ClientError> {
-        self.call_json(
-            Method::POST,
-            "/v1/sessions",
-            Some("application/yaml"),
-            Bytes::copy_from_slice(yaml.as_bytes()),
-        )
-        .await
+        self.send_session(Method::POST, yaml).await
     }
 
     /// Updates a session with YAML exactly as given (it must carry the
     /// current hash as `predecessor`).
     pub async fn update_session_exact(&self, yaml: &str) -> Result<SessionWritten, ClientError> {
+        self.send_session(Method::PUT, yaml).await
+    }
+
+    /// Create (POST) and update (PUT) differ only in the method: same
+    /// endpoint, YAML body and answer.
+    async fn send_session(
+        &self,
+        method: Method,
+        yaml: &str,
+    ) -> Result<SessionWritten, ClientError> {
         self.call_json(
-            Method::PUT,
+            method,
             "/v1/sessions",
             Some("application/yaml"),
             Bytes::copy_from_slice(yaml.as_bytes()),
