@@ -336,11 +336,15 @@ impl CasState {
         Ok(r)
     }
 
-    fn count(&self, op: &str, result: &str) {
+    /// Counts the outcome of session operation `op` in the metrics and
+    /// passes it on: every public session operation goes through here.
+    fn counted<T>(&self, op: &str, r: Result<T, CasError>) -> Result<T, CasError> {
+        let result = if r.is_ok() { "ok" } else { "refused" };
         self.metrics.inc(
             "sigil_cas_session_ops_total",
             &[("op", op), ("result", result)],
         );
+        r
     }
 
     /// `POST /v1/sessions`.
@@ -349,9 +353,7 @@ impl CasState {
         caller: &Fingerprint,
         yaml: &str,
     ) -> Result<SessionWritten, CasError> {
-        let r = self.create_inner(caller, yaml);
-        self.count("create", if r.is_ok() { "ok" } else { "refused" });
-        r
+        self.counted("create", self.create_inner(caller, yaml))
     }
 
     fn create_inner(&self, caller: &Fingerprint, yaml: &str) -> Result<SessionWritten, CasError> {
@@ -427,9 +429,7 @@ impl CasState {
         caller: &Fingerprint,
         yaml: &str,
     ) -> Result<SessionWritten, CasError> {
-        let r = self.update_inner(caller, yaml);
-        self.count("update", if r.is_ok() { "ok" } else { "refused" });
-        r
+        self.counted("update", self.update_inner(caller, yaml))
     }
 
     fn update_inner(&self, caller: &Fingerprint, yaml: &str) -> Result<SessionWritten, CasError> {
@@ -550,9 +550,7 @@ impl CasState {
     /// `DELETE /v1/sessions/{name}` (needs update permission; refused while
     /// the session's namespace holds sessions).
     pub fn delete_session(&self, caller: &Fingerprint, name: &str) -> Result<(), CasError> {
-        let r = self.delete_inner(caller, name);
-        self.count("delete", if r.is_ok() { "ok" } else { "refused" });
-        r
+        self.counted("delete", self.delete_inner(caller, name))
     }
 
     fn delete_inner(&self, caller: &Fingerprint, name: &str) -> Result<(), CasError> {
