@@ -16,11 +16,8 @@ use sigil_attest::{decide, Claims, Decision, Evidence, TeeKind, Verifiers};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-/// Arguments of `sigil attest`.
-#[derive(clap::Args, Debug)]
-pub struct Args {
-    #[command(subcommand)]
-    command: Command,
+subcommand_args! {
+    /// Arguments of `sigil attest`.
 }
 
 #[derive(clap::Subcommand, Debug)]

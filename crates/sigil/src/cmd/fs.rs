@@ -10,11 +10,8 @@ use anyhow::{bail, Context, Result};
 use clap::{Parser, Subcommand};
 use sigil_fs::{Region, Regions, SealOptions, VolumeKey, VolumeTag};
 
-/// Arguments of `sigil fs`.
-#[derive(clap::Args, Debug)]
-pub struct Args {
-    #[command(subcommand)]
-    command: Command,
+subcommand_args! {
+    /// Arguments of `sigil fs`.
 }
 
 #[derive(Subcommand, Debug)]

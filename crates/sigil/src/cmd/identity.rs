@@ -8,11 +8,8 @@ use anyhow::{bail, Result};
 use sigil_client::config::default_identity_dir;
 use sigil_client::Identity;
 
-/// Arguments of `sigil identity`.
-#[derive(clap::Args, Debug)]
-pub struct Args {
-    #[command(subcommand)]
-    command: Command,
+subcommand_args! {
+    /// Arguments of `sigil identity`.
 }
 
 #[derive(clap::Subcommand, Debug)]

@@ -10,11 +10,8 @@ use anyhow::{anyhow, Result};
 use clap::{Parser, Subcommand};
 use sigil_registry::{AuthFiles, Options, Platform};
 
-/// Arguments of `sigil image`.
-#[derive(clap::Args, Debug)]
-pub struct Args {
-    #[command(subcommand)]
-    command: Command,
+subcommand_args! {
+    /// Arguments of `sigil image`.
 }
 
 #[derive(Subcommand, Debug)]

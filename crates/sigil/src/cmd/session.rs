@@ -14,11 +14,8 @@ use super::cas::CasArgs;
 /// Largest session file read.
 const MAX_FILE: u64 = 4 * 1024 * 1024;
 
-/// Arguments of `sigil session`.
-#[derive(clap::Args, Debug)]
-pub struct Args {
-    #[command(subcommand)]
-    command: Command,
+subcommand_args! {
+    /// Arguments of `sigil session`.
 }
 
 #[derive(clap::Subcommand, Debug)]
