@@ -3,13 +3,14 @@
 //! `verify` re-computes the hash chain. Over the API it checks every entry
 //! it receives and asks the CAS to check its MAC'd head; offline
 //! (`--data-dir`, CAS stopped) it reads the store itself and checks the head
-//! MAC when the master key is available.
+//! MAC when the master key is available; `--postgres-url` does the same
+//! for a PostgreSQL store, in one snapshot while replicas keep running.
 
 use std::path::PathBuf;
 
 use anyhow::{bail, Result};
 
-use super::cas::CasArgs;
+use super::cas::{CasArgs, PostgresArgs};
 
 /// Arguments of `sigil audit`.
 #[derive(clap::Args, Debug)]
@@ -34,7 +35,9 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
-    /// Verify the hash chain; reports the first broken entry.
+    /// Verify the hash chain; reports the first broken entry. Asks the CAS,
+    /// or reads a stopped CAS's --data-dir, or a PostgreSQL store
+    /// (--postgres-url, or SIGIL_CAS_POSTGRES_URL in the environment).
     Verify {
         #[command(flatten)]
         cas: CasArgs,
@@ -44,6 +47,11 @@ enum Command {
         /// Master key for the offline head check (default: $SIGIL_CAS_MASTER_KEY or DATA_DIR/master.key if present).
         #[arg(long)]
         master_key_file: Option<PathBuf>,
+        /// Without --data-dir: verify this PostgreSQL store directly (no
+        /// CAS needed; nothing is written). SIGIL_CAS_POSTGRES_URL set in
+        /// the environment selects this too, instead of asking the CAS.
+        #[command(flatten)]
+        postgres: PostgresArgs,
         /// JSON output.
         #[arg(long)]
         json: bool,
@@ -89,10 +97,25 @@ pub fn run(args: Args) -> Result<()> {
             cas,
             data_dir,
             master_key_file,
+            postgres,
             json,
         } => {
-            let (entries, head, mac) = match data_dir {
-                Some(d) => {
+            let (entries, head, mac) = match (data_dir, postgres.options(1)) {
+                (None, Some(o)) => {
+                    let key = match master_key_file {
+                        Some(f) => Some(sigil_cas::MasterKeySource::File(f)),
+                        None => sigil_cas::seal::take_master_key_env()
+                            .map(sigil_cas::MasterKeySource::Hex),
+                    };
+                    let r = sigil_cas::store::verify_postgres(&o, key.as_ref()).map_err(|e| {
+                        anyhow::anyhow!(
+                            "audit log of PostgreSQL {} is NOT intact: {e}",
+                            o.redacted_url()
+                        )
+                    })?;
+                    (r.entries, r.head, r.head_mac_checked)
+                }
+                (Some(d), _) => {
                     let key = match master_key_file {
                         Some(f) => Some(sigil_cas::MasterKeySource::File(f)),
                         None => {
@@ -108,7 +131,7 @@ pub fn run(args: Args) -> Result<()> {
                     })?;
                     (r.entries, r.head, r.head_mac_checked)
                 }
-                None => {
+                (None, None) => {
                     let c = cas.connect()?;
                     let all = c.run(|c| c.audit())?;
                     let head = sigil_client::audit::verify_chain(&all, 0, [0; 32])

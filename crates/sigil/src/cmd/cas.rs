@@ -6,7 +6,8 @@
 //!   database shared by several replicas (docs/cas-store.md).
 //! - `sigil cas backup --data-dir D --out FILE` (consistent, while running),
 //!   or `--postgres-url URL` for a PostgreSQL store.
-//! - `sigil cas restore --backup FILE --data-dir NEW`.
+//! - `sigil cas restore BACKUP --data-dir NEW`, or `--postgres-url URL`
+//!   into an empty PostgreSQL database (the migration path).
 //! - `sigil cas trust ADDR --fingerprint F` remembers a CAS in `cas.toml`.
 
 use std::io::Write;
@@ -85,19 +86,12 @@ struct ServeArgs {
     /// Default: $SIGIL_COLLATERAL_CACHE.
     #[arg(long)]
     collateral_cache: Option<PathBuf>,
-    /// Keep sessions, secrets and the audit log in this PostgreSQL database
-    /// instead of DATA_DIR/store.redb, so several CAS replicas can share it:
-    /// postgres://USER:PASSWORD@HOST:PORT/DATABASE[?sslmode=verify-full].
-    /// sslmode: verify-full (default), verify-ca, require or disable. All
-    /// replicas need the same master key (--master-key-file or
-    /// SIGIL_CAS_MASTER_KEY), which is then never created. Prefer the
-    /// environment variable: a URL given as a flag shows in `ps`.
-    #[arg(long, env = "SIGIL_CAS_POSTGRES_URL", hide_env_values = true)]
-    postgres_url: Option<SecretUrl>,
-    /// PEM file of the CA certificate(s) the PostgreSQL server's certificate
-    /// must chain to (default: the Mozilla roots).
-    #[arg(long, env = "SIGIL_CAS_POSTGRES_CA_FILE")]
-    postgres_ca_file: Option<PathBuf>,
+    /// The store in a PostgreSQL database instead of DATA_DIR/store.redb,
+    /// so several CAS replicas can share it. All replicas need the same
+    /// master key (--master-key-file or SIGIL_CAS_MASTER_KEY), which is then
+    /// never created.
+    #[command(flatten)]
+    postgres: PostgresArgs,
     /// Most connections to PostgreSQL per CAS process.
     #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u32).range(1..=256))]
     postgres_pool_size: u32,
@@ -127,7 +121,7 @@ fn positive_rate(s: &str) -> Result<f64, String> {
 
 /// A PostgreSQL URL: a secret (it may carry the password), never printed.
 #[derive(Clone)]
-struct SecretUrl(String);
+pub(crate) struct SecretUrl(String);
 
 impl std::str::FromStr for SecretUrl {
     type Err = std::convert::Infallible;
@@ -143,15 +137,49 @@ impl std::fmt::Debug for SecretUrl {
     }
 }
 
-fn postgres_options(
-    url: &SecretUrl,
-    ca_file: Option<PathBuf>,
-    pool_size: u32,
-) -> sigil_cas::PostgresOptions {
-    let mut o = sigil_cas::PostgresOptions::new(url.0.clone());
-    o.ca_file = ca_file;
-    o.pool_size = pool_size as usize;
-    o
+/// How to reach a PostgreSQL store (`serve`, `backup`, `restore`, `sigil
+/// audit verify`).
+#[derive(clap::Args, Debug, Clone)]
+pub(crate) struct PostgresArgs {
+    /// PostgreSQL store: postgres://USER:PASSWORD@HOST:PORT/DATABASE[?sslmode=verify-full].
+    /// sslmode: verify-full (default), verify-ca, require or disable.
+    /// Prefer the environment variable: a URL given as a flag shows in `ps`.
+    #[arg(long, env = "SIGIL_CAS_POSTGRES_URL", hide_env_values = true)]
+    postgres_url: Option<SecretUrl>,
+    /// PEM file of the CA certificate(s) the PostgreSQL server's certificate
+    /// must chain to (default: the Mozilla roots).
+    #[arg(long, env = "SIGIL_CAS_POSTGRES_CA_FILE")]
+    postgres_ca_file: Option<PathBuf>,
+    /// PEM client certificate (chain) to log in to PostgreSQL with (pg_hba
+    /// `cert`); needs --postgres-client-key.
+    #[arg(
+        long,
+        env = "SIGIL_CAS_POSTGRES_CLIENT_CERT",
+        requires = "postgres_client_key"
+    )]
+    postgres_client_cert: Option<PathBuf>,
+    /// PEM private key of --postgres-client-cert: mode 0600 and owned by
+    /// this user (or 0640 at most and owned by root, as in a Kubernetes
+    /// Secret volume).
+    #[arg(
+        long,
+        env = "SIGIL_CAS_POSTGRES_CLIENT_KEY",
+        requires = "postgres_client_cert"
+    )]
+    postgres_client_key: Option<PathBuf>,
+}
+
+impl PostgresArgs {
+    /// The store options, if a URL was given.
+    pub(crate) fn options(&self, pool_size: u32) -> Option<sigil_cas::PostgresOptions> {
+        let url = self.postgres_url.as_ref()?;
+        let mut o = sigil_cas::PostgresOptions::new(url.0.clone());
+        o.ca_file = self.postgres_ca_file.clone();
+        o.client_cert = self.postgres_client_cert.clone();
+        o.client_key = self.postgres_client_key.clone();
+        o.pool_size = pool_size as usize;
+        Some(o)
+    }
 }
 
 #[derive(clap::Args, Debug)]
@@ -163,25 +191,37 @@ struct BackupArgs {
     #[arg(long)]
     out: PathBuf,
     /// Without --data-dir: back up this PostgreSQL store directly (one
-    /// snapshot while the replicas keep running); same URL as for serve.
-    #[arg(long, env = "SIGIL_CAS_POSTGRES_URL", hide_env_values = true)]
-    postgres_url: Option<SecretUrl>,
-    /// CA certificate(s) of the PostgreSQL server (PEM).
-    #[arg(long, env = "SIGIL_CAS_POSTGRES_CA_FILE")]
-    postgres_ca_file: Option<PathBuf>,
+    /// snapshot while the replicas keep running); same options as for serve.
+    #[command(flatten)]
+    postgres: PostgresArgs,
 }
 
 #[derive(clap::Args, Debug)]
 struct RestoreArgs {
-    /// Backup file made by `sigil cas backup`.
+    /// Backup file made by `sigil cas backup` (from either store).
+    #[arg(
+        value_name = "BACKUP",
+        required_unless_present = "backup",
+        conflicts_with = "backup"
+    )]
+    backup_file: Option<PathBuf>,
+    /// The backup file, as a flag.
     #[arg(long)]
-    backup: PathBuf,
-    /// New data directory.
-    #[arg(long)]
-    data_dir: PathBuf,
-    /// Master key the backup was made with (default as for serve).
+    backup: Option<PathBuf>,
+    /// New data directory (restores into the embedded store).
+    #[arg(long, required_unless_present = "postgres_url")]
+    data_dir: Option<PathBuf>,
+    /// Master key the backup was made with (default: $SIGIL_CAS_MASTER_KEY,
+    /// else DATA_DIR/master.key; into PostgreSQL, this option or the
+    /// variable is required).
     #[arg(long)]
     master_key_file: Option<PathBuf>,
+    /// Without --data-dir: restore into this PostgreSQL database, which
+    /// must hold no CAS data (the tables are created); one transaction, so
+    /// a refused or failed restore writes nothing. The migration path from
+    /// the embedded store to PostgreSQL.
+    #[command(flatten)]
+    postgres: PostgresArgs,
 }
 
 #[derive(clap::Args, Debug)]
@@ -241,12 +281,9 @@ pub fn run(args: Args) -> Result<()> {
     match args.command {
         Command::Serve(a) => serve(*a),
         Command::Backup(a) => {
-            let stats = match (&a.data_dir, &a.postgres_url) {
+            let stats = match (&a.data_dir, a.postgres.options(1)) {
                 (Some(d), _) => sigil_cas::backup(d, &a.out)?,
-                (None, Some(url)) => sigil_cas::backup_postgres(
-                    &postgres_options(url, a.postgres_ca_file.clone(), 1),
-                    &a.out,
-                )?,
+                (None, Some(o)) => sigil_cas::backup_postgres(&o, &a.out)?,
                 (None, None) => bail!("give --data-dir DIR or --postgres-url URL"),
             };
             println!(
@@ -258,17 +295,7 @@ pub fn run(args: Args) -> Result<()> {
             );
             Ok(())
         }
-        Command::Restore(a) => {
-            let key = a.master_key_file.map(sigil_cas::MasterKeySource::File);
-            let r = sigil_cas::restore(&a.backup, &a.data_dir, key.as_ref())?;
-            println!(
-                "restored into {}: audit log verified ({} entries, head {})",
-                a.data_dir.display(),
-                r.entries,
-                r.head
-            );
-            Ok(())
-        }
+        Command::Restore(a) => restore(a),
         Command::Trust(a) => {
             sigil_client::client::parse_address(&a.address)?;
             let dir = config_dir()?;
@@ -284,6 +311,49 @@ pub fn run(args: Args) -> Result<()> {
             Ok(())
         }
     }
+}
+
+fn restore(a: RestoreArgs) -> Result<()> {
+    let Some(backup) = a.backup_file.or(a.backup) else {
+        bail!("give the backup file: sigil cas restore BACKUP ...");
+    };
+    match (&a.data_dir, a.postgres.options(1)) {
+        (Some(_), Some(_)) => bail!(
+            "give either --data-dir (the embedded store) or --postgres-url (PostgreSQL), not both (is SIGIL_CAS_POSTGRES_URL set in the environment?)"
+        ),
+        (Some(d), None) => {
+            let key = a.master_key_file.map(sigil_cas::MasterKeySource::File);
+            let r = sigil_cas::restore(&backup, d, key.as_ref())?;
+            println!(
+                "restored into {}: audit log verified ({} entries, head {})",
+                d.display(),
+                r.entries,
+                r.head
+            );
+        }
+        (None, Some(o)) => {
+            let key = match a.master_key_file {
+                Some(f) => sigil_cas::MasterKeySource::File(f),
+                None => match sigil_cas::seal::take_master_key_env() {
+                    Some(h) => sigil_cas::MasterKeySource::Hex(h),
+                    None => bail!(
+                        "a restore into PostgreSQL needs the master key the backup was made with: --master-key-file FILE or SIGIL_CAS_MASTER_KEY"
+                    ),
+                },
+            };
+            let r = sigil_cas::store::restore_postgres(&backup, &o, &key)?;
+            println!(
+                "restored into PostgreSQL {}: {} sessions, {} secrets (sealed), {} audit entries verified (head {}); start the CAS replicas on it with the same master key",
+                o.redacted_url(),
+                r.stats.sessions,
+                r.stats.secrets,
+                r.audit.entries,
+                r.audit.head
+            );
+        }
+        (None, None) => bail!("give --data-dir DIR or --postgres-url URL"),
+    }
+    Ok(())
 }
 
 fn serve(a: ServeArgs) -> Result<()> {
@@ -325,12 +395,8 @@ fn serve(a: ServeArgs) -> Result<()> {
         if !a.session_creator.is_empty() {
             cfg.session_creators = Some(a.session_creator.clone());
         }
-        if let Some(url) = &a.postgres_url {
-            cfg.store = sigil_cas::StoreConfig::Postgres(postgres_options(
-                url,
-                a.postgres_ca_file.clone(),
-                a.postgres_pool_size,
-            ));
+        if let Some(o) = a.postgres.options(a.postgres_pool_size) {
+            cfg.store = sigil_cas::StoreConfig::Postgres(o);
         }
         let server = sigil_cas::Server::start(cfg).await?;
         {
