@@ -49,6 +49,12 @@ checks types; these are the rules between values.
 {{- if and (eq .Values.store.type "embedded") (gt $replicas 1) -}}
 {{- fail (printf "%d replicas with store.type=embedded: the embedded store is one redb file that only one CAS replica may open; set store.type=postgres and ha.enabled=true for several replicas" $replicas) -}}
 {{- end -}}
+{{- if and .Values.store.postgres.clientCertSecret (ne .Values.store.type "postgres") -}}
+{{- fail "store.postgres.clientCertSecret needs store.type=postgres: the embedded store has no database to log in to" -}}
+{{- end -}}
+{{- if and .Values.store.postgres.clientCertSecret (eq .Values.store.postgres.clientCertKey .Values.store.postgres.clientKeyKey) -}}
+{{- fail "store.postgres.clientCertKey and clientKeyKey name the same Secret key: the certificate and its private key are two entries (tls.crt and tls.key in a kubernetes.io/tls Secret)" -}}
+{{- end -}}
 {{- if and .Values.attestation.pccsUrl .Values.attestation.collateralConfigMap -}}
 {{- fail "attestation.pccsUrl and attestation.collateralConfigMap exclude each other: give one collateral source" -}}
 {{- end -}}
@@ -184,6 +190,13 @@ spec:
         - name: SIGIL_CAS_POSTGRES_CA_FILE
           value: {{ printf "/etc/sigil-cas/postgres-ca/%s" .Values.store.postgres.caKey | quote }}
         {{- end }}
+        {{- if .Values.store.postgres.clientCertSecret }}
+        # Paths only: the key stays in the read-only Secret volume.
+        - name: SIGIL_CAS_POSTGRES_CLIENT_CERT
+          value: {{ printf "/etc/sigil-cas/postgres-client/%s" .Values.store.postgres.clientCertKey | quote }}
+        - name: SIGIL_CAS_POSTGRES_CLIENT_KEY
+          value: {{ printf "/etc/sigil-cas/postgres-client/%s" .Values.store.postgres.clientKeyKey | quote }}
+        {{- end }}
         {{- end }}
         - name: RUST_LOG
           value: {{ .Values.cas.logLevel | quote }}
@@ -248,6 +261,11 @@ spec:
           mountPath: /etc/sigil-cas/postgres-ca
           readOnly: true
         {{- end }}
+        {{- if and (eq .Values.store.type "postgres") .Values.store.postgres.clientCertSecret }}
+        - name: postgres-client
+          mountPath: /etc/sigil-cas/postgres-client
+          readOnly: true
+        {{- end }}
   volumes:
     {{- if ne .Values.store.type "embedded" }}
     - name: data
@@ -283,5 +301,18 @@ spec:
         items:
           - key: {{ .Values.store.postgres.caKey | quote }}
             path: {{ .Values.store.postgres.caKey | quote }}
+    {{- end }}
+    {{- if and (eq .Values.store.type "postgres") .Values.store.postgres.clientCertSecret }}
+    - name: postgres-client
+      secret:
+        secretName: {{ .Values.store.postgres.clientCertSecret | quote }}
+        # 0440: root-owned files the CAS's group (fsGroup) may read and
+        # nobody else; the CAS refuses a key file others may read.
+        defaultMode: 288
+        items:
+          - key: {{ .Values.store.postgres.clientCertKey | quote }}
+            path: {{ .Values.store.postgres.clientCertKey | quote }}
+          - key: {{ .Values.store.postgres.clientKeyKey | quote }}
+            path: {{ .Values.store.postgres.clientKeyKey | quote }}
     {{- end }}
 {{- end -}}
