@@ -15,8 +15,7 @@ fn namespace_open_to(member: &Identity) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn create_read_update_with_predecessor() {
-    let d = tempfile::tempdir().unwrap();
-    let s = start(d.path()).await;
+    let (_d, s) = start_temp().await;
     let alice = id("alice");
     let c = client(&s, Some(&alice)).await;
     let pol = policy("CREATOR", "CREATOR", "CREATOR");
@@ -103,8 +102,7 @@ async fn create_read_update_with_predecessor() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn access_policy_is_enforced() {
-    let d = tempfile::tempdir().unwrap();
-    let s = start(d.path()).await;
+    let (_d, s) = start_temp().await;
     let (alice, bob) = (id("alice"), id("bob"));
     let a = client(&s, Some(&alice)).await;
     let b = client(&s, Some(&bob)).await;
@@ -157,8 +155,7 @@ async fn access_policy_is_enforced() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn namespaces_need_create_sessions() {
-    let d = tempfile::tempdir().unwrap();
-    let s = start(d.path()).await;
+    let (_d, s) = start_temp().await;
     let (alice, bob, carol) = (id("alice"), id("bob"), id("carol"));
     let a = client(&s, Some(&alice)).await;
     let b = client(&s, Some(&bob)).await;
@@ -201,8 +198,7 @@ async fn namespaces_need_create_sessions() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn secrets_are_stable_never_returned_and_sealed_at_rest() {
-    let d = tempfile::tempdir().unwrap();
-    let s = start(d.path()).await;
+    let (d, s) = start_temp().await;
     let alice = id("alice");
     let a = client(&s, Some(&alice)).await;
     let pol = policy("CREATOR", "CREATOR", "CREATOR");
@@ -290,8 +286,7 @@ async fn secrets_are_stable_never_returned_and_sealed_at_rest() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn imports_need_an_export_and_bad_keys_are_refused() {
-    let d = tempfile::tempdir().unwrap();
-    let s = start(d.path()).await;
+    let (_d, s) = start_temp().await;
     let a = client(&s, Some(&id("alice"))).await;
     let pol = policy("CREATOR", "CREATOR", "CREATOR");
     let platform = format!(
@@ -446,8 +441,7 @@ async fn hostile_requests_get_clear_errors() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn wrong_pin_is_refused() {
-    let d = tempfile::tempdir().unwrap();
-    let s = start(d.path()).await;
+    let (_d, s) = start_temp().await;
     let e = sigil_client::CasClient::connect(
         &s.addr.to_string(),
         sigil_client::Fingerprint([9; 32]),
@@ -461,8 +455,7 @@ async fn wrong_pin_is_refused() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn concurrent_updates_one_wins() {
-    let d = tempfile::tempdir().unwrap();
-    let s = start(d.path()).await;
+    let (_d, s) = start_temp().await;
     let alice = id("alice");
     let a1 = client(&s, Some(&alice)).await;
     let a2 = client(&s, Some(&alice)).await;

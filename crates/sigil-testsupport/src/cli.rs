@@ -89,3 +89,22 @@ pub fn fails_with(o: &Output, expect: &str) -> String {
     assert!(err.contains(expect), "expected {expect:?} in: {err}");
     err
 }
+
+/// The address and the SPKI fingerprint that `sigil cas serve` prints
+/// first (`listening on ADDR`, `fingerprint sha256:…`), read from the
+/// `lines` of its stdout (which the caller keeps open); `None` if the
+/// output ends before both were printed.
+pub fn cas_serve_banner<B: std::io::BufRead>(
+    lines: &mut std::io::Lines<B>,
+) -> Option<(String, String)> {
+    let (mut addr, mut fingerprint) = (None, None);
+    while addr.is_none() || fingerprint.is_none() {
+        let line = lines.next()?.ok()?;
+        if let Some(a) = line.strip_prefix("listening on ") {
+            addr = Some(a.trim().to_string());
+        } else if let Some(f) = line.strip_prefix("fingerprint ") {
+            fingerprint = Some(f.trim().to_string());
+        }
+    }
+    Some((addr?, fingerprint?))
+}

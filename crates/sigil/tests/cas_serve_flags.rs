@@ -7,6 +7,7 @@ use std::path::Path;
 use std::process::{Child, Command, Stdio};
 
 use sigil_client::{CasClient, ClientError, Fingerprint};
+use sigil_testsupport::cli::cas_serve_banner;
 
 const KEY_HEX: &str = "4444444444444444444444444444444444444444444444444444444444444444";
 
@@ -47,16 +48,8 @@ fn serve(data_dir: &Path, extra: &[&str]) -> (Serve, String, Fingerprint) {
         .spawn()
         .expect("spawn sigil cas serve");
     let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    let (mut addr, mut fp) = (None, None);
-    while addr.is_none() || fp.is_none() {
-        let line = lines.next().expect("serve exited early").unwrap();
-        if let Some(a) = line.strip_prefix("listening on ") {
-            addr = Some(a.to_string());
-        } else if let Some(f) = line.strip_prefix("fingerprint ") {
-            fp = Some(f.parse().unwrap());
-        }
-    }
-    (Serve(child), addr.unwrap(), fp.unwrap())
+    let (addr, fp) = cas_serve_banner(&mut lines).expect("serve exited early");
+    (Serve(child), addr, fp.parse().unwrap())
 }
 
 /// Sends `n` (empty, hence invalid) attest requests; returns the statuses.

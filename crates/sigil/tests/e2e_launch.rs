@@ -10,7 +10,7 @@ use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 
-use sigil_testsupport::cli::{assert_success, launcher_binary, run};
+use sigil_testsupport::cli::{assert_success, cas_serve_banner, launcher_binary, run};
 use sigil_testsupport::podman::{self, podman};
 
 const SIGIL: &str = env!("CARGO_BIN_EXE_sigil");
@@ -35,19 +35,7 @@ impl Cas {
             .spawn()
             .unwrap();
         let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-        let mut addr = String::new();
-        let mut pin = String::new();
-        while addr.is_empty() || pin.is_empty() {
-            let l = lines
-                .next()
-                .expect("cas serve printed its address")
-                .unwrap();
-            if let Some(a) = l.strip_prefix("listening on ") {
-                addr = a.trim().to_string();
-            } else if let Some(p) = l.strip_prefix("fingerprint ") {
-                pin = p.trim().to_string();
-            }
-        }
+        let (addr, pin) = cas_serve_banner(&mut lines).expect("cas serve printed its address");
         let out = Command::new(SIGIL)
             .args(["identity", "create", "--dir"])
             .arg(dir.path().join("id"))

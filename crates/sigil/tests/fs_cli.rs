@@ -28,6 +28,16 @@ fn verify(vol: &Path, extra: &[&str]) -> Output {
     sigil(&args)
 }
 
+/// A temporary directory with the source tree in `src/`; `vol` names where
+/// the volume goes.
+fn workdir() -> (tempfile::TempDir, PathBuf, PathBuf) {
+    let t = tempdir();
+    let src = t.path().join("src");
+    tree(&src);
+    let vol = t.path().join("vol");
+    (t, src, vol)
+}
+
 fn tree(src: &Path) {
     fs::create_dir_all(src.join("app")).unwrap();
     fs::create_dir_all(src.join("etc")).unwrap();
@@ -40,10 +50,7 @@ fn tree(src: &Path) {
 
 #[test]
 fn seal_prints_key_and_tag_and_open_restores_the_tree() {
-    let t = tempdir();
-    let src = t.path().join("src");
-    tree(&src);
-    let vol = t.path().join("vol");
+    let (t, src, vol) = workdir();
     let out = ok(&seal(
         &src,
         &vol,
@@ -78,10 +85,7 @@ fn seal_prints_key_and_tag_and_open_restores_the_tree() {
 
 #[test]
 fn key_out_writes_a_private_key_file_and_tamper_is_reported_without_the_key() {
-    let t = tempdir();
-    let src = t.path().join("src");
-    tree(&src);
-    let vol = t.path().join("vol");
+    let (t, src, vol) = workdir();
     let keyfile = t.path().join("vol.key");
     let out = ok(&seal(
         &src,
@@ -144,10 +148,7 @@ fn key_out_writes_a_private_key_file_and_tamper_is_reported_without_the_key() {
 
 #[test]
 fn wrong_tag_and_bad_key_are_refused_clearly() {
-    let t = tempdir();
-    let src = t.path().join("src");
-    tree(&src);
-    let vol = t.path().join("vol");
+    let (t, src, vol) = workdir();
     let out = ok(&seal(&src, &vol, &["--encrypt", "app"]));
     let key = field(&out, "key");
     let tag = field(&out, "tag");
@@ -175,12 +176,9 @@ fn wrong_tag_and_bad_key_are_refused_clearly() {
 
 #[test]
 fn seal_with_an_existing_key_file() {
-    let t = tempdir();
-    let src = t.path().join("src");
-    tree(&src);
+    let (t, src, vol) = workdir();
     let keyfile = t.path().join("k");
     fs::write(&keyfile, format!("{}\n", "ab".repeat(32))).unwrap();
-    let vol = t.path().join("vol");
     let out = ok(&seal(
         &src,
         &vol,

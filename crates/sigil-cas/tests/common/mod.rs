@@ -23,6 +23,14 @@ pub async fn start(dir: &Path) -> RunningServer {
     Server::start(config(dir)).await.unwrap()
 }
 
+/// A CAS on a new temporary directory, which lives as long as the returned
+/// guard.
+pub async fn start_temp() -> (tempfile::TempDir, RunningServer) {
+    let d = tempfile::tempdir().unwrap();
+    let s = start(d.path()).await;
+    (d, s)
+}
+
 pub async fn client(s: &RunningServer, id: Option<&Identity>) -> CasClient {
     CasClient::connect(&s.addr.to_string(), s.fingerprint, id)
         .await

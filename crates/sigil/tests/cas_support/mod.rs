@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 
 // Not every test binary that includes this module uses both.
+use sigil_testsupport::cli::cas_serve_banner;
 #[allow(unused_imports)]
 pub use sigil_testsupport::cli::{fails, ok};
 
@@ -40,19 +41,8 @@ impl Cas {
             .spawn()
             .expect("spawn sigil cas serve");
         let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-        let mut addr = String::new();
-        let mut fingerprint = String::new();
-        while addr.is_empty() || fingerprint.is_empty() {
-            let line = lines
-                .next()
-                .expect("cas serve exited before printing its address")
-                .unwrap();
-            if let Some(a) = line.strip_prefix("listening on ") {
-                addr = a.to_string();
-            } else if let Some(f) = line.strip_prefix("fingerprint ") {
-                fingerprint = f.to_string();
-            }
-        }
+        let (addr, fingerprint) =
+            cas_serve_banner(&mut lines).expect("cas serve exited before printing its address");
         // cas.json says the same.
         let info: serde_json::Value =
             serde_json::from_slice(&std::fs::read(data_dir.join("cas.json")).unwrap()).unwrap();
