@@ -56,9 +56,26 @@ impl CasTrust {
                 return Err(ClientError::Io(format!("{} is too large", p.display())))
             }
         };
-        toml::from_str(&text)
-            .map(Some)
-            .map_err(|e| ClientError::Io(format!("{} is malformed: {e}", p.display())))
+        toml::from_str(&text).map(Some).map_err(|e| {
+            // toml's Display is a multi-line snippet of the file: say where
+            // and what on one line instead.
+            let at = e
+                .span()
+                .map(|s| {
+                    let before = &text.as_bytes()[..s.start.min(text.len())];
+                    format!(
+                        " at line {}",
+                        before.iter().filter(|b| **b == b'\n').count() + 1
+                    )
+                })
+                .unwrap_or_default();
+            let what: String = e
+                .message()
+                .chars()
+                .map(|c| if c.is_control() { ' ' } else { c })
+                .collect();
+            ClientError::Io(format!("{} is malformed{at}: {}", p.display(), what.trim()))
+        })
     }
 
     /// Writes `cas.toml` into `dir`.
