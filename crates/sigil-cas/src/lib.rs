@@ -147,16 +147,32 @@ pub fn restore(
     let tmp = data_dir.join("store.redb.restoring");
     std::fs::copy(backup_file, &tmp)
         .map_err(|e| CasError::Config(format!("cannot copy {}: {e}", backup_file.display())))?;
-    let report = {
-        let store = RedbStore::open(&tmp, Some(mk.clone()))?;
-        let r = store::verify_audit_exclusive(&store, Some(&mk));
-        match r {
-            Err(CasError::Integrity(m)) if m.contains("MAC") => Err(CasError::Config(
-                "the master key does not match this backup".into(),
-            )),
-            other => other,
-        }
-    };
+    // Every failure below removes the copy (an unopenable file too). redb
+    // asserts on some damaged files (e.g. truncated): a panic there is a
+    // refused backup, not a crash.
+    let checked = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        RedbStore::open(&tmp, Some(mk.clone())).and_then(|store| {
+            match store::verify_audit_exclusive(&store, Some(&mk)) {
+                Err(CasError::Integrity(m)) if m.contains("MAC") => Err(CasError::Config(
+                    "the master key does not match this backup".into(),
+                )),
+                // A CAS audits its own start, so every backup has audit entries;
+                // an empty or foreign redb file would otherwise restore as an
+                // empty store.
+                Ok(r) if r.entries == 0 => Err(CasError::Config(format!(
+                    "{} is not a Sigil CAS backup (it holds no audit log)",
+                    backup_file.display()
+                ))),
+                other => other,
+            }
+        })
+    }));
+    let report = checked.unwrap_or_else(|_| {
+        Err(CasError::Config(format!(
+            "{} is not a readable Sigil CAS backup (damaged redb file)",
+            backup_file.display()
+        )))
+    });
     match report {
         Ok(r) => {
             std::fs::rename(&tmp, &dest)
