@@ -27,12 +27,14 @@ pub enum ResolveError {
 impl std::fmt::Display for ResolveError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            ResolveError::NotFound(p) => write!(f, "/{p} does not exist in the image"),
+            ResolveError::NotFound(p) => {
+                write!(f, "/{} does not exist in the image", p.escape_debug())
+            }
             ResolveError::LeavesImage(t) => {
                 write!(f, "symlink target {t:?} leaves the image")
             }
             ResolveError::Loop => write!(f, "too many levels of symbolic links"),
-            ResolveError::NotDir(p) => write!(f, "/{p} is not a directory"),
+            ResolveError::NotDir(p) => write!(f, "/{} is not a directory", p.escape_debug()),
         }
     }
 }
@@ -123,8 +125,18 @@ pub fn binary(root: &Rootfs, given: &str, max_bytes: u64) -> Result<Binary> {
     let real = resolve(root, &norm).map_err(|e| berr(e.to_string()))?;
     match root.get(&real).map(|n| &n.kind) {
         Some(Kind::File | Kind::Hardlink(_)) => {}
-        Some(_) => return Err(berr(format!("/{real} is not a regular file"))),
-        None => return Err(berr(format!("/{real} does not exist in the image"))),
+        Some(_) => {
+            return Err(berr(format!(
+                "/{} is not a regular file",
+                real.escape_debug()
+            )))
+        }
+        None => {
+            return Err(berr(format!(
+                "/{} does not exist in the image",
+                real.escape_debug()
+            )))
+        }
     }
     let data = read_file(root, &real, max_bytes)?;
     if let Some(rest) = data.strip_prefix(b"#!") {
