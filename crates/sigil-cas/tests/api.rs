@@ -351,12 +351,12 @@ async fn imports_need_an_export_and_bad_keys_are_refused() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn hostile_requests_get_clear_errors() {
-    let d = tempfile::tempdir().unwrap();
-    let mut cfg = config(d.path());
-    cfg.limits.attest_burst = 2;
-    cfg.limits.attest_rate_per_sec = 0.001;
-    cfg.limits.max_body_bytes = 64 * 1024;
-    let s = sigil_cas::Server::start(cfg).await.unwrap();
+    let (_d, s) = start_temp_with(|c| {
+        c.limits.attest_burst = 2;
+        c.limits.attest_rate_per_sec = 0.001;
+        c.limits.max_body_bytes = 64 * 1024;
+    })
+    .await;
     let a = client(&s, Some(&id("alice"))).await;
     let e = a.create_session("name: [unclosed").await.unwrap_err();
     assert_eq!(api_status(&e), 400);
@@ -486,12 +486,12 @@ async fn concurrent_updates_one_wins() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn attest_rate_limit_answers_before_reading_the_body() {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let d = tempfile::tempdir().unwrap();
-    let mut cfg = config(d.path());
-    cfg.limits.attest_burst = 1;
-    cfg.limits.attest_rate_per_sec = 0.001;
-    cfg.limits.body_timeout = std::time::Duration::from_secs(120);
-    let s = sigil_cas::Server::start(cfg).await.unwrap();
+    let (_d, s) = start_temp_with(|c| {
+        c.limits.attest_burst = 1;
+        c.limits.attest_rate_per_sec = 0.001;
+        c.limits.body_timeout = std::time::Duration::from_secs(120);
+    })
+    .await;
     let a = client(&s, Some(&id("alice"))).await;
     let first = a
         .request(Method::POST, "/v1/attest", None, "{}".into())
@@ -527,11 +527,11 @@ async fn attest_rate_limit_answers_before_reading_the_body() {
 /// sessions; inside a namespace the parent's create_sessions decides.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn session_creators_restrict_top_level_creation_only() {
-    let d = tempfile::tempdir().unwrap();
     let (alice, bob) = (id("alice"), id("bob"));
-    let mut cfg = config(d.path());
-    cfg.session_creators = Some(vec![alice.fingerprint()]);
-    let s = sigil_cas::Server::start(cfg).await.unwrap();
+    let (_d, s) = start_temp_with(|c| {
+        c.session_creators = Some(vec![alice.fingerprint()]);
+    })
+    .await;
     let a = client(&s, Some(&alice)).await;
     let b = client(&s, Some(&bob)).await;
     let top = creator_only("bobs");
@@ -546,8 +546,7 @@ async fn session_creators_restrict_top_level_creation_only() {
     s.shutdown().await;
 
     // Without the option anyone with a certificate may (the default).
-    let d2 = tempfile::tempdir().unwrap();
-    let s = start(d2.path()).await;
+    let (_d2, s) = start_temp().await;
     client(&s, Some(&bob))
         .await
         .create_session(&top)

@@ -26,9 +26,15 @@ pub async fn start(dir: &Path) -> RunningServer {
 /// A CAS on a new temporary directory, which lives as long as the returned
 /// guard.
 pub async fn start_temp() -> (tempfile::TempDir, RunningServer) {
+    start_temp_with(|_| {}).await
+}
+
+/// [`start_temp`] with `tune` applied to the configuration first.
+pub async fn start_temp_with(tune: impl FnOnce(&mut Config)) -> (tempfile::TempDir, RunningServer) {
     let d = tempfile::tempdir().unwrap();
-    let s = start(d.path()).await;
-    (d, s)
+    let mut c = config(d.path());
+    tune(&mut c);
+    (d, Server::start(c).await.unwrap())
 }
 
 pub async fn client(s: &RunningServer, id: Option<&Identity>) -> CasClient {
