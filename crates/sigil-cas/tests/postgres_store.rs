@@ -546,6 +546,15 @@ async fn restore_into_postgres_refuses_and_writes_nothing() {
     assert!(e.contains("is not a Sigil CAS backup"), "{e}");
     let e = restore_err(&d.path().join("missing.redb"), &c.options(&db), &key());
     assert!(e.contains("cannot read the backup"), "{e}");
+    // Truncated (redb asserts on it: caught), and an empty redb file.
+    let bytes = std::fs::read(&backup).unwrap();
+    std::fs::write(&junk, &bytes[..bytes.len() / 2]).unwrap();
+    let e = restore_err(&junk, &c.options(&db), &key());
+    assert!(e.contains("not a") && e.contains("Sigil CAS backup"), "{e}");
+    let empty = d.path().join("empty.redb");
+    drop(redb::Database::create(&empty).unwrap());
+    let e = restore_err(&empty, &c.options(&db), &key());
+    assert!(e.contains("holds no audit log"), "{e}");
     assert_eq!(cas_tables(&c, &db), "");
 
     // A database holding only the empty tables (a CAS that never wrote)

@@ -166,13 +166,36 @@ pub fn restore_postgres(
         ))
     })?);
     let copy = TempCopy::of(backup)?;
-    let src = RedbStore::open(&copy.0, Some(mk.clone())).map_err(|e| {
-        CasError::Config(format!(
-            "{} is not a Sigil CAS backup: {e}",
-            backup.display()
-        ))
-    })?;
-    let stats = verify_backup(&src, &mk)?;
+    // redb asserts on some damaged files (e.g. truncated): a panic while
+    // opening or reading is a refused backup, not a crash. Every table is
+    // read once here, so the writing below reads what was checked.
+    let checked = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        let src = RedbStore::open(&copy.0, Some(mk.clone())).map_err(|e| {
+            CasError::Config(format!(
+                "{} is not a Sigil CAS backup: {e}",
+                backup.display()
+            ))
+        })?;
+        let stats = verify_backup(&src, &mk)?;
+        // A CAS audits its own start: a backup without an audit log is an
+        // empty or foreign redb file.
+        if stats.audit_entries == 0 {
+            return Err(CasError::Config(format!(
+                "{} is not a Sigil CAS backup (it holds no audit log)",
+                backup.display()
+            )));
+        }
+        Ok((src, stats))
+    }));
+    let (src, stats) = match checked {
+        Ok(r) => r?,
+        Err(_) => {
+            return Err(CasError::Config(format!(
+                "{} is not a readable Sigil CAS backup (damaged redb file)",
+                backup.display()
+            )))
+        }
+    };
     write_postgres(&src, opts, mk, &stats).map(|audit| RestoreReport { stats, audit })
 }
 
