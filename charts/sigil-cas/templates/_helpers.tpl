@@ -92,6 +92,11 @@ checks types; these are the rules between values.
 {{- with .Values.attestation.snp.kdsUrl }}
 - {{ printf "--snp-kds-url=%s" . | quote }}
 {{- end }}
+{{- if and (eq .Values.store.type "postgres") .Values.store.postgres.clientCertSecret }}
+{{- /* Paths only: the key stays in the read-only Secret volume. */}}
+- {{ printf "--postgres-client-cert=/etc/sigil-cas/postgres-client/%s" .Values.store.postgres.clientCertKey | quote }}
+- {{ printf "--postgres-client-key=/etc/sigil-cas/postgres-client/%s" .Values.store.postgres.clientKeyKey | quote }}
+{{- end }}
 {{- range .Values.cas.extraArgs }}
 - {{ . | quote }}
 {{- end }}
@@ -189,13 +194,6 @@ spec:
         {{- if .Values.store.postgres.caSecret }}
         - name: SIGIL_CAS_POSTGRES_CA_FILE
           value: {{ printf "/etc/sigil-cas/postgres-ca/%s" .Values.store.postgres.caKey | quote }}
-        {{- end }}
-        {{- if .Values.store.postgres.clientCertSecret }}
-        # Paths only: the key stays in the read-only Secret volume.
-        - name: SIGIL_CAS_POSTGRES_CLIENT_CERT
-          value: {{ printf "/etc/sigil-cas/postgres-client/%s" .Values.store.postgres.clientCertKey | quote }}
-        - name: SIGIL_CAS_POSTGRES_CLIENT_KEY
-          value: {{ printf "/etc/sigil-cas/postgres-client/%s" .Values.store.postgres.clientKeyKey | quote }}
         {{- end }}
         {{- end }}
         - name: RUST_LOG

@@ -452,6 +452,80 @@ fn bad_values_are_refused_with_the_reason() {
     }
 }
 
+/// A client certificate for PostgreSQL (`store.postgres.clientCertSecret`):
+/// the certificate and key stay in a read-only Secret volume the CAS's
+/// group may read (root-owned, 0440), and only their paths reach the CAS,
+/// as `sigil cas serve` arguments.
+#[test]
+fn postgres_client_certificate_from_a_secret() {
+    if !chart_tools() {
+        return;
+    }
+    let mut v = ha_values();
+    v["store"]["postgres"] = json!({"clientCertSecret": "cas-db-client"});
+    let r = render(v);
+    let d = r.one("Deployment");
+    assert_pod_is_hardened(d);
+    let dir = "/etc/sigil-cas/postgres-client";
+    let a = args(d);
+    for (flag, file) in [
+        ("--postgres-client-cert", "tls.crt"),
+        ("--postgres-client-key", "tls.key"),
+    ] {
+        assert!(a.contains(&format!("{flag}={dir}/{file}")), "{flag}: {a:?}");
+    }
+    assert!(env(d, "SIGIL_CAS_POSTGRES_CLIENT_KEY").is_none());
+    // The entry of a list of named objects (volumes, mounts).
+    let named = |list: &Value| -> Option<Value> {
+        let found = list
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|v| v["name"] == "postgres-client");
+        found.cloned()
+    };
+    let vol = named(&pod_spec(d)["volumes"]).unwrap();
+    assert_eq!(vol["secret"]["secretName"], "cas-db-client");
+    assert_eq!(vol["secret"]["defaultMode"], 0o440);
+    let items: Vec<(&str, &str)> = vol["secret"]["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| (i["key"].as_str().unwrap(), i["path"].as_str().unwrap()))
+        .collect();
+    assert_eq!(items, [("tls.crt", "tls.crt"), ("tls.key", "tls.key")]);
+    let mount = named(&cas_container(d)["volumeMounts"]).unwrap();
+    assert_eq!(mount["mountPath"], dir);
+    assert_eq!(mount["readOnly"], true);
+    // Other Secret keys.
+    let mut v = ha_values();
+    v["store"]["postgres"] =
+        json!({"clientCertSecret": "c", "clientCertKey": "cert.pem", "clientKeyKey": "key.pem"});
+    let r = render(v);
+    let d = r.one("Deployment");
+    assert!(args(d).contains(&format!("--postgres-client-key={dir}/key.pem")));
+    // Without it: no variable, no volume.
+    let r = render(ha_values());
+    let d = r.one("Deployment");
+    assert!(!args(d).iter().any(|a| a.starts_with("--postgres-client")));
+    assert!(named(&pod_spec(d)["volumes"]).is_none());
+    // Refused: on the embedded store, one Secret key for both, a bad name.
+    let e = try_render(&json!({"store": {"postgres": {"clientCertSecret": "c"}}})).unwrap_err();
+    assert!(
+        e.contains("clientCertSecret needs store.type=postgres"),
+        "{e}"
+    );
+    let mut v = ha_values();
+    v["store"]["postgres"] =
+        json!({"clientCertSecret": "c", "clientCertKey": "pem", "clientKeyKey": "pem"});
+    let e = try_render(&v).unwrap_err();
+    assert!(e.contains("name the same Secret key"), "{e}");
+    let mut v = ha_values();
+    v["store"]["postgres"] = json!({"clientCertSecret": "Not_A_Name"});
+    let e = try_render(&v).unwrap_err();
+    assert!(e.contains("clientCertSecret"), "{e}");
+}
+
 /// The arguments the chart gives `sigil cas serve` are accepted by the real
 /// binary (flag names and value formats cannot drift apart): the rendered
 /// argument list, with the pod's paths mapped to temporary directories and
