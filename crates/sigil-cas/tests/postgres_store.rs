@@ -87,6 +87,13 @@ fn tls_modes_and_authentication() {
     assert!(e.contains("certificate"), "{e}");
     // require without a CA file: encrypted, not authenticated (as libpq).
     PostgresStore::connect(&opts(&c, "127.0.0.1", &db, "sslmode=require", None), None).unwrap();
+    // A unix socket (host=/path) uses no TLS and needs no DNS name.
+    let sock = PostgresOptions::new(format!(
+        "postgres://sigil@/{db}?host={}&port={}",
+        c.socket_dir().display(),
+        c.port
+    ));
+    PostgresStore::connect(&sock, None).unwrap();
     // No TLS: this server refuses, and says why.
     let e = connect_err(&opts(&c, "127.0.0.1", &db, "sslmode=disable", None));
     assert!(e.contains("no encryption") || e.contains("pg_hba"), "{e}");

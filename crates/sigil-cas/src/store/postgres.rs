@@ -1334,12 +1334,15 @@ mod tls {
     {
         type Stream = RustlsStream<S>;
         type TlsConnect = RustlsConnect;
-        type Error = rustls::pki_types::InvalidDnsNameError;
+        type Error = io::Error;
 
         fn make_tls_connect(&mut self, domain: &str) -> Result<RustlsConnect, Self::Error> {
+            // tokio-postgres asks for a connector for every host, unix
+            // sockets too (which never use it, and whose path is no DNS
+            // name): a bad name is an error only once TLS is attempted.
             Ok(RustlsConnect {
                 cfg: self.0.clone(),
-                name: ServerName::try_from(domain.to_string())?,
+                name: ServerName::try_from(domain.to_string()).ok(),
             })
         }
     }
@@ -1347,7 +1350,7 @@ mod tls {
     /// One TLS connection to make.
     pub(super) struct RustlsConnect {
         cfg: Arc<rustls::ClientConfig>,
-        name: ServerName<'static>,
+        name: Option<ServerName<'static>>,
     }
 
     impl<S> TlsConnect<S> for RustlsConnect
@@ -1361,8 +1364,14 @@ mod tls {
 
         fn connect(self, stream: S) -> Self::Future {
             Box::pin(async move {
+                let name = self.name.ok_or_else(|| {
+                    io::Error::new(
+                        io::ErrorKind::InvalidInput,
+                        "the host is neither a DNS name nor an IP address",
+                    )
+                })?;
                 let s = tokio_rustls::TlsConnector::from(self.cfg)
-                    .connect(self.name, stream)
+                    .connect(name, stream)
                     .await?;
                 Ok(RustlsStream(s))
             })

@@ -168,7 +168,8 @@ impl Cluster {
         self.dir.path().join("data")
     }
 
-    fn socket_dir(&self) -> PathBuf {
+    /// The directory of the server's unix socket (`local ... trust`).
+    pub fn socket_dir(&self) -> PathBuf {
         self.dir.path().join("sock")
     }
 
