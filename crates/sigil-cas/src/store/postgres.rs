@@ -499,13 +499,7 @@ impl PostgresStore {
     pub fn verify_audit_snapshot(&self, key: Option<&MasterKey>) -> Result<AuditReport, CasError> {
         let (report, len) = self.run(BACKUP_TIMEOUT, |pool| async move {
             attempt!(pool, |c| {
-                let tx = c
-                    .client()?
-                    .build_transaction()
-                    .isolation_level(IsolationLevel::RepeatableRead)
-                    .read_only(true)
-                    .start()
-                    .await?;
+                let tx = snapshot(c.client()?).await?;
                 let r = verify_in(&tx, key).await?;
                 tx.commit().await?;
                 Ok::<_, PgError>(r)
@@ -565,6 +559,16 @@ impl PostgresStore {
             ))),
         }
     }
+}
+
+/// A read-only transaction on one snapshot of every table (REPEATABLE
+/// READ): a consistent view while replicas keep writing.
+async fn snapshot(c: &mut Client) -> Result<Transaction<'_>, PgError> {
+    Ok(c.build_transaction()
+        .isolation_level(IsolationLevel::RepeatableRead)
+        .read_only(true)
+        .start()
+        .await?)
 }
 
 async fn init_schema(c: &mut Client, create: bool, target: &str) -> Result<(), PgError> {
@@ -1070,13 +1074,7 @@ impl SessionStore for PostgresStore {
             attempt!(pool, |c| {
                 let mut w = BackupWriter::create(out)?;
                 // One snapshot of every table while writers go on.
-                let tx = c
-                    .client()?
-                    .build_transaction()
-                    .isolation_level(IsolationLevel::RepeatableRead)
-                    .read_only(true)
-                    .start()
-                    .await?;
+                let tx = snapshot(c.client()?).await?;
                 let rows = tx
                     .query("SELECT name, record FROM sigil_cas_sessions", &[])
                     .await?;
