@@ -12,11 +12,8 @@ use anyhow::{bail, Result};
 
 use super::cas::{CasArgs, PostgresArgs};
 
-/// Arguments of `sigil audit`.
-#[derive(clap::Args, Debug)]
-pub struct Args {
-    #[command(subcommand)]
-    command: Command,
+subcommand_args! {
+    /// Arguments of `sigil audit`.
 }
 
 #[derive(clap::Subcommand, Debug)]

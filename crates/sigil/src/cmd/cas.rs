@@ -18,11 +18,8 @@ use anyhow::{anyhow, bail, Result};
 use sigil_client::config::{config_dir, default_identity_dir, CasTrust};
 use sigil_client::{BlockingCasClient, Fingerprint, Identity};
 
-/// Arguments of `sigil cas`.
-#[derive(clap::Args, Debug)]
-pub struct Args {
-    #[command(subcommand)]
-    command: Command,
+subcommand_args! {
+    /// Arguments of `sigil cas`.
 }
 
 #[derive(clap::Subcommand, Debug)]
@@ -31,7 +28,7 @@ enum Command {
     Serve(Box<ServeArgs>),
     /// Write a consistent copy of the store to a new file (works while the CAS runs).
     Backup(BackupArgs),
-    /// Restore a backup into a new data directory.
+    /// Restore a backup into a new data directory, or into an empty PostgreSQL database (--postgres-url).
     Restore(RestoreArgs),
     /// Remember a CAS address and fingerprint for the other commands.
     Trust(TrustArgs),
