@@ -32,6 +32,9 @@ async fn backup(dir: &Path) -> PathBuf {
     out
 }
 
+/// A change an attacker makes to a backup, through redb.
+type Alteration = Box<dyn FnOnce(&redb::WriteTransaction)>;
+
 fn altered(src: &Path, dst: &Path, alter: impl FnOnce(&redb::WriteTransaction)) {
     std::fs::copy(src, dst).unwrap();
     let db = redb::Database::open(dst).unwrap();
@@ -91,7 +94,7 @@ async fn files_that_are_no_backup_are_refused_and_leave_nothing() {
 async fn altered_backups_are_refused_naming_the_problem_and_leave_nothing() {
     let d = tempfile::tempdir().unwrap();
     let good = backup(d.path()).await;
-    let cases: Vec<(&str, Box<dyn FnOnce(&redb::WriteTransaction)>, &str)> = vec![
+    let cases: Vec<(&str, Alteration, &str)> = vec![
         (
             "an audit entry that is not JSON",
             Box::new(|tx| {
