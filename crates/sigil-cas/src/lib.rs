@@ -152,19 +152,27 @@ pub fn restore(
     // refused backup, not a crash.
     let checked = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
         RedbStore::open(&tmp, Some(mk.clone())).and_then(|store| {
-            match store::verify_audit_exclusive(&store, Some(&mk)) {
-                Err(CasError::Integrity(m)) if m.contains("MAC") => Err(CasError::Config(
-                    "the master key does not match this backup".into(),
-                )),
-                // A CAS audits its own start, so every backup has audit entries;
-                // an empty or foreign redb file would otherwise restore as an
-                // empty store.
-                Ok(r) if r.entries == 0 => Err(CasError::Config(format!(
+            // The same complete check as a restore into PostgreSQL: audit
+            // chain and head MAC, every record MAC, every sealed secret and
+            // the sealed identity opened with the key.
+            let stats = match store::verify_backup(&store, &mk) {
+                Err(CasError::Integrity(m)) if m.contains("MAC") => {
+                    return Err(CasError::Config(format!(
+                        "the master key does not match this backup, or it was altered ({m})"
+                    )))
+                }
+                other => other?,
+            };
+            // A CAS audits its own start, so every backup has audit entries;
+            // an empty or foreign redb file would otherwise restore as an
+            // empty store.
+            if stats.audit_entries == 0 {
+                return Err(CasError::Config(format!(
                     "{} is not a Sigil CAS backup (it holds no audit log)",
                     backup_file.display()
-                ))),
-                other => other,
+                )));
             }
+            store::verify_audit_exclusive(&store, Some(&mk))
         })
     }));
     let report = checked.unwrap_or_else(|_| {

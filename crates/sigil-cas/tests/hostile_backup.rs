@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 
 use common::*;
 use redb::{ReadableTable, TableDefinition};
-use sigil_cas::{MasterKeySource, RedbStore, SessionStore};
+use sigil_cas::MasterKeySource;
 use zeroize::Zeroizing;
 
 const SESSIONS: TableDefinition<&str, &[u8]> = TableDefinition::new("sessions");
@@ -165,7 +165,7 @@ async fn altered_backups_are_refused_naming_the_problem_and_leave_nothing() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn an_altered_session_record_is_refused_when_read() {
+async fn an_altered_session_record_is_refused_by_restore() {
     let d = tempfile::tempdir().unwrap();
     let good = backup(d.path()).await;
     for (what, value) in [
@@ -183,16 +183,38 @@ async fn an_altered_session_record_is_refused_when_read() {
                 .insert("one", value.as_slice())
                 .unwrap();
         });
+        // Every record is checked before the store is put in place (as a
+        // restore into PostgreSQL does): refused, naming the session, and
+        // nothing is left in the data directory.
         let t = tempfile::tempdir().unwrap();
         let data = t.path().join("restored");
-        sigil_cas::restore(&bad, &data, Some(&key())).unwrap();
-        let store = RedbStore::open(&data.join("store.redb"), None).unwrap();
-        let e = store.get("one").unwrap_err().to_string();
+        let e = sigil_cas::restore(&bad, &data, Some(&key()))
+            .unwrap_err()
+            .to_string();
         assert!(
             !e.contains('\n') && e.contains("session `one`") && e.contains("malformed"),
             "{what}: {e}"
         );
-        // The intact session is still readable.
-        assert!(store.get("two").unwrap().is_some(), "{what}");
+        let left: Vec<_> = std::fs::read_dir(&data).unwrap().collect();
+        assert!(left.is_empty(), "{what}: left behind: {left:?}");
     }
+    // The same session record with a valid shape but another hash: its MAC
+    // no longer matches.
+    let bad = d.path().join("altered.redb");
+    let _ = std::fs::remove_file(&bad);
+    altered(&good, &bad, |tx| {
+        let mut t = tx.open_table(SESSIONS).unwrap();
+        let rec = t.get("one").unwrap().unwrap().value().to_vec();
+        let mut v: serde_json::Value = serde_json::from_slice(&rec).unwrap();
+        let h = v["hash"].as_str().unwrap().to_string();
+        let flipped = if h.starts_with('0') { "1" } else { "0" };
+        v["hash"] = serde_json::Value::String(format!("{flipped}{}", &h[1..]));
+        t.insert("one", serde_json::to_vec(&v).unwrap().as_slice())
+            .unwrap();
+    });
+    let t = tempfile::tempdir().unwrap();
+    let e = sigil_cas::restore(&bad, &t.path().join("restored"), Some(&key()))
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("`one`") && !e.contains('\n'), "{e}");
 }
