@@ -153,17 +153,7 @@ fn session_lifecycle_through_the_cli() {
 
     // Backup while running, then offline verification and tamper detection.
     let backup = d.path().join("backup.redb");
-    ok(&sigil(
-        &cfg,
-        &[
-            "cas",
-            "backup",
-            "--data-dir",
-            data.to_str().unwrap(),
-            "--out",
-            backup.to_str().unwrap(),
-        ],
-    ));
+    cas_backup(&cfg, &data, &backup);
     cas.stop();
     let mut off = std::process::Command::new(env!("CARGO_BIN_EXE_sigil"));
     off.args(["audit", "verify", "--data-dir", data.to_str().unwrap()])

@@ -62,17 +62,7 @@ fn migrate_an_embedded_cas_to_postgres_through_the_cli() {
     .unwrap();
     let hash = created["hash"].as_str().unwrap().to_string();
     let backup = d.path().join("backup.redb");
-    ok(&sigil(
-        &cfg,
-        &[
-            "cas",
-            "backup",
-            "--data-dir",
-            data.to_str().unwrap(),
-            "--out",
-            backup.to_str().unwrap(),
-        ],
-    ));
+    cas_backup(&cfg, &data, &backup);
     let fingerprint = cas.fingerprint.clone();
     cas.stop();
 

@@ -105,3 +105,19 @@ pub fn session_yaml(name: &str, size: u32, policy: &str) -> String {
 
 pub const CREATOR_ONLY: &str =
     "  read: [CREATOR]\n  update: [CREATOR]\n  create_sessions: [CREATOR]";
+
+/// `sigil cas backup --data-dir DATA --out OUT` (asks the running CAS over
+/// its admin socket, or reads a stopped one's store); returns its stdout.
+pub fn cas_backup(config: &Path, data: &Path, out: &Path) -> String {
+    ok(&sigil(
+        config,
+        &[
+            "cas",
+            "backup",
+            "--data-dir",
+            data.to_str().unwrap(),
+            "--out",
+            out.to_str().unwrap(),
+        ],
+    ))
+}
