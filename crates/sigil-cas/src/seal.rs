@@ -156,6 +156,30 @@ fn parse_hex_key(h: &str, what: &str) -> Result<Zeroizing<[u8; 32]>, CasError> {
     Ok(k)
 }
 
+/// Largest master key file read (hex key, newline, some slack).
+const MAX_KEY_FILE: u64 = 1024;
+
+/// Reads a master key file of at most [`MAX_KEY_FILE`] bytes into memory
+/// that is zeroed when dropped: bounded even if the file grew or was
+/// replaced after it was checked, and read into one allocation so no
+/// resized copy of the key is left behind.
+fn read_key_file(p: &std::path::Path) -> Result<Zeroizing<String>, CasError> {
+    use std::io::Read;
+    let mut text = Zeroizing::new(String::with_capacity(MAX_KEY_FILE as usize + 1));
+    let file = fs::File::open(p)
+        .map_err(|e| CasError::Config(format!("cannot read {}: {e}", p.display())))?;
+    file.take(MAX_KEY_FILE + 1)
+        .read_to_string(&mut text)
+        .map_err(|e| CasError::Config(format!("cannot read {}: {e}", p.display())))?;
+    if text.len() as u64 > MAX_KEY_FILE {
+        return Err(CasError::Config(format!(
+            "master key file {} is too large",
+            p.display()
+        )));
+    }
+    Ok(text)
+}
+
 impl MasterKey {
     /// Loads (or, for a missing file, creates) the master key.
     pub fn load(src: &MasterKeySource, create: bool) -> Result<MasterKey, CasError> {
@@ -175,15 +199,20 @@ impl MasterKey {
                                 p.display()
                             )));
                         }
-                        if m.len() > 1024 {
+                        // A FIFO or device would be read without end.
+                        if !m.is_file() {
+                            return Err(CasError::Config(format!(
+                                "master key file {} is not a regular file",
+                                p.display()
+                            )));
+                        }
+                        if m.len() > MAX_KEY_FILE {
                             return Err(CasError::Config(format!(
                                 "master key file {} is too large",
                                 p.display()
                             )));
                         }
-                        let text = Zeroizing::new(fs::read_to_string(p).map_err(|e| {
-                            CasError::Config(format!("cannot read {}: {e}", p.display()))
-                        })?);
+                        let text = read_key_file(p)?;
                         let what = format!("master key file {}", p.display());
                         Ok(MasterKey::from_bytes(&*parse_hex_key(&text, &what)?))
                     }
@@ -316,6 +345,35 @@ impl MasterKey {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_master_key_file_that_is_not_a_regular_file_is_refused_without_reading() {
+        use std::os::unix::fs::PermissionsExt;
+        let d = tempfile::tempdir().unwrap();
+        // A FIFO with no writer: reading it would block forever.
+        let fifo = d.path().join("key.fifo");
+        let c = std::ffi::CString::new(fifo.to_str().unwrap()).unwrap();
+        // SAFETY: a valid NUL-terminated path.
+        assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
+        let e = MasterKey::load(&MasterKeySource::File(fifo.clone()), false)
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(e.contains("not a regular file"), "{e}");
+        // Oversized: refused; a good file loads.
+        let big = d.path().join("big");
+        fs::write(&big, "a".repeat(2000)).unwrap();
+        fs::set_permissions(&big, fs::Permissions::from_mode(0o600)).unwrap();
+        let e = MasterKey::load(&MasterKeySource::File(big), false)
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(e.contains("too large"), "{e}");
+        let good = d.path().join("good");
+        fs::write(&good, format!("{}\n", "ab".repeat(32))).unwrap();
+        fs::set_permissions(&good, fs::Permissions::from_mode(0o600)).unwrap();
+        assert!(MasterKey::load(&MasterKeySource::File(good), false).is_ok());
+    }
 
     #[test]
     fn seal_open_round_trip_and_context_binding() {
