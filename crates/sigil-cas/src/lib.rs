@@ -147,40 +147,17 @@ pub fn restore(
     let tmp = data_dir.join("store.redb.restoring");
     std::fs::copy(backup_file, &tmp)
         .map_err(|e| CasError::Config(format!("cannot copy {}: {e}", backup_file.display())))?;
-    // Every failure below removes the copy (an unopenable file too). redb
-    // asserts on some damaged files (e.g. truncated): a panic there is a
-    // refused backup, not a crash.
-    let checked = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-        RedbStore::open(&tmp, Some(mk.clone())).and_then(|store| {
-            // The same complete check as a restore into PostgreSQL: audit
-            // chain and head MAC, every record MAC, every sealed secret and
-            // the sealed identity opened with the key.
-            let stats = match store::verify_backup(&store, &mk) {
-                Err(CasError::Integrity(m)) if m.contains("MAC") => {
-                    return Err(CasError::Config(format!(
-                        "the master key does not match this backup, or it was altered ({m})"
-                    )))
-                }
-                other => other?,
-            };
-            // A CAS audits its own start, so every backup has audit entries;
-            // an empty or foreign redb file would otherwise restore as an
-            // empty store.
-            if stats.audit_entries == 0 {
-                return Err(CasError::Config(format!(
-                    "{} is not a Sigil CAS backup (it holds no audit log)",
-                    backup_file.display()
-                )));
-            }
-            store::verify_audit_exclusive(&store, Some(&mk))
-        })
-    }));
-    let report = checked.unwrap_or_else(|_| {
-        Err(CasError::Config(format!(
-            "{} is not a readable Sigil CAS backup (damaged redb file)",
-            backup_file.display()
-        )))
-    });
+    // Every failure below removes the copy (an unopenable file too). The
+    // same complete check as a restore into PostgreSQL: audit chain and
+    // head MAC, every record MAC, every sealed secret and the sealed
+    // identity opened with the key.
+    let report = match store::open_verified(&tmp, backup_file, &mk) {
+        Err(CasError::Integrity(m)) if m.contains("MAC") => Err(CasError::Config(format!(
+            "the master key does not match this backup, or it was altered ({m})"
+        ))),
+        // The store is closed before it is moved into place.
+        other => other.map(|(_store, _, audit)| audit),
+    };
     match report {
         Ok(r) => {
             std::fs::rename(&tmp, &dest)

@@ -94,7 +94,10 @@ fn in_backup(e: CasError) -> CasError {
 
 /// Verifies everything in a backup with the master key; returns its
 /// counts. Nothing is trusted that the key does not vouch for.
-pub(crate) fn verify_backup(store: &RedbStore, key: &MasterKey) -> Result<BackupStats, CasError> {
+fn verify_backup(
+    store: &RedbStore,
+    key: &MasterKey,
+) -> Result<(BackupStats, AuditReport), CasError> {
     if store.meta(FORMAT)?.as_deref() != Some(FORMAT_VERSION) {
         return Err(CasError::Config(
             "the backup has an unknown store format".into(),
@@ -145,10 +148,46 @@ pub(crate) fn verify_backup(store: &RedbStore, key: &MasterKey) -> Result<Backup
                 )))
             })?;
     }
-    Ok(BackupStats {
+    let stats = BackupStats {
         sessions: sessions.len() as u64,
         secrets: secrets.len() as u64,
         audit_entries: audit.entries,
+    };
+    Ok((stats, audit))
+}
+
+/// Opens the private copy `copy` of the backup `backup` and verifies it
+/// completely ([`verify_backup`]); the check both restores (into a data
+/// directory and into PostgreSQL) run before writing anything. redb
+/// asserts on some damaged files (e.g. truncated): a panic while opening
+/// or reading is a refused backup, not a crash. A backup without an audit
+/// log is an empty or foreign redb file (a CAS audits its own start).
+pub(crate) fn open_verified(
+    copy: &Path,
+    backup: &Path,
+    mk: &Arc<MasterKey>,
+) -> Result<(RedbStore, BackupStats, AuditReport), CasError> {
+    let checked = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        let src = RedbStore::open(copy, Some(mk.clone())).map_err(|e| {
+            CasError::Config(format!(
+                "{} is not a Sigil CAS backup: {e}",
+                backup.display()
+            ))
+        })?;
+        let (stats, audit) = verify_backup(&src, mk)?;
+        if stats.audit_entries == 0 {
+            return Err(CasError::Config(format!(
+                "{} is not a Sigil CAS backup (it holds no audit log)",
+                backup.display()
+            )));
+        }
+        Ok((src, stats, audit))
+    }));
+    checked.unwrap_or_else(|_| {
+        Err(CasError::Config(format!(
+            "{} is not a readable Sigil CAS backup (damaged redb file)",
+            backup.display()
+        )))
     })
 }
 
@@ -166,36 +205,9 @@ pub fn restore_postgres(
         ))
     })?);
     let copy = TempCopy::of(backup)?;
-    // redb asserts on some damaged files (e.g. truncated): a panic while
-    // opening or reading is a refused backup, not a crash. Every table is
-    // read once here, so the writing below reads what was checked.
-    let checked = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-        let src = RedbStore::open(&copy.0, Some(mk.clone())).map_err(|e| {
-            CasError::Config(format!(
-                "{} is not a Sigil CAS backup: {e}",
-                backup.display()
-            ))
-        })?;
-        let stats = verify_backup(&src, &mk)?;
-        // A CAS audits its own start: a backup without an audit log is an
-        // empty or foreign redb file.
-        if stats.audit_entries == 0 {
-            return Err(CasError::Config(format!(
-                "{} is not a Sigil CAS backup (it holds no audit log)",
-                backup.display()
-            )));
-        }
-        Ok((src, stats))
-    }));
-    let (src, stats) = match checked {
-        Ok(r) => r?,
-        Err(_) => {
-            return Err(CasError::Config(format!(
-                "{} is not a readable Sigil CAS backup (damaged redb file)",
-                backup.display()
-            )))
-        }
-    };
+    // Every table is read once here, so the writing below reads what was
+    // checked.
+    let (src, stats, _) = open_verified(&copy.0, backup, &mk)?;
     write_postgres(&src, opts, mk, &stats).map(|audit| RestoreReport { stats, audit })
 }
 

@@ -26,7 +26,7 @@ mod migrate;
 mod postgres;
 mod redb;
 
-pub(crate) use self::migrate::verify_backup;
+pub(crate) use self::migrate::open_verified;
 pub use self::migrate::{restore_postgres, verify_postgres, RestoreReport};
 #[cfg(feature = "postgres")]
 pub use self::postgres::PostgresStore;
