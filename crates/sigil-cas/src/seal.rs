@@ -206,12 +206,6 @@ impl MasterKey {
                                 p.display()
                             )));
                         }
-                        if m.len() > MAX_KEY_FILE {
-                            return Err(CasError::Config(format!(
-                                "master key file {} is too large",
-                                p.display()
-                            )));
-                        }
                         let text = read_key_file(p)?;
                         let what = format!("master key file {}", p.display());
                         Ok(MasterKey::from_bytes(&*parse_hex_key(&text, &what)?))
